@@ -10,9 +10,7 @@ class Conversation(models.Model):
     """A chat about one film, or about all films when `movie` is empty. Owned by a user or an anonymous session."""
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    movie = models.ForeignKey(
-        Movie, null=True, blank=True, on_delete=models.CASCADE, related_name="conversations"
-    )
+    movie = models.ForeignKey(Movie, null=True, blank=True, on_delete=models.CASCADE, related_name="conversations")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

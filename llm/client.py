@@ -1,0 +1,370 @@
+"""Streaming chat completions against OpenRouter or any OpenAI-compatible server (Ollama, vLLM, ...).
+
+Plain Python on purpose: nothing here imports Django, so settings arrive as an `LLMConfig` and the layer
+can be tested against a fake server without a project around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .errors import (
+    LLMError,
+    error_from_chunk,
+    error_from_status,
+    error_from_transport,
+    short_detail,
+    upstream_error_detail,
+)
+from .sse import SSEDecoder, SSELineTooLong
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
+
+# Finish reasons that mean the model ended its answer on purpose; a stream that stops after one of these
+# without `[DONE]` has still delivered everything.
+NORMAL_FINISH_REASONS = frozenset({"stop", "length", "content_filter", "tool_calls", "function_call"})
+
+# An error body is only read to extract a one-line detail; never buffer a whole HTML error page.
+_MAX_ERROR_BODY = 64 * 1024
+# A server that ignores `stream: true` sends the whole answer as one JSON document.
+_MAX_JSON_ANSWER = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class LLMConfig:
+    model: str
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str | None = field(default=None, repr=False)
+    fallback_models: tuple[str, ...] = ()
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0  # the longest silence tolerated between two bytes, not a total deadline
+    referer: str | None = None  # sent as HTTP-Referer: OpenRouter's app attribution
+    title: str | None = None  # sent as X-Title
+
+    def __post_init__(self) -> None:
+        # Frozen, so normalise through object.__setattr__: settings often hold lists and trailing slashes.
+        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+        object.__setattr__(self, "fallback_models", tuple(m for m in self.fallback_models if m))
+        if self.api_key is not None and not self.api_key.strip():
+            object.__setattr__(self, "api_key", None)
+
+    @property
+    def provider(self) -> str:
+        host = (httpx.URL(self.base_url).host or "").lower()
+        return "openrouter" if host == "openrouter.ai" or host.endswith(".openrouter.ai") else "openai-compatible"
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(
+            connect=self.connect_timeout,
+            read=self.read_timeout,
+            write=self.read_timeout,
+            pool=self.connect_timeout,
+        )
+
+    def __repr__(self) -> str:
+        # Written out by hand so that the key can never reach a log line or a traceback via repr().
+        key = "'***'" if self.api_key else "None"
+        return (
+            f"LLMConfig(model={self.model!r}, base_url={self.base_url!r}, api_key={key}, "
+            f"fallback_models={self.fallback_models!r}, connect_timeout={self.connect_timeout!r}, "
+            f"read_timeout={self.read_timeout!r}, referer={self.referer!r}, title={self.title!r})"
+        )
+
+
+@dataclass
+class StreamResult:
+    """Filled in by `stream_chat` while it runs; read it after the iteration ends.
+
+    `done` is True only when the answer arrived complete (`[DONE]`, or a normal finish reason at EOF).
+    """
+
+    model: str | None = None
+    generation_id: str | None = None
+    finish_reason: str | None = None
+    usage: dict[str, Any] | None = None
+    done: bool = False
+    status: int | None = None
+
+
+# --- the shared client -----------------------------------------------------------------------------------
+
+# An httpx.AsyncClient is bound to the event loop its connections were opened on, so there is one per
+# running loop. Under an ASGI server that is one per process; code that spins up short-lived loops
+# (asyncio.run, async_to_sync without an outer loop) gets a fresh client each time and should call
+# `aclose_shared_client()` before its loop ends, or pass its own client.
+_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+_clients_lock = threading.Lock()
+
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0)
+
+
+def shared_client() -> httpx.AsyncClient:
+    """The pooled AsyncClient of the running event loop (must be called from inside a coroutine)."""
+    loop = asyncio.get_running_loop()
+    with _clients_lock:
+        for stale in [other for other in _clients if other.is_closed()]:
+            # Its sockets died with the loop; nothing can be awaited on a closed loop, so just forget it.
+            del _clients[stale]
+        client = _clients.get(loop)
+        if client is None or client.is_closed:
+            client = httpx.AsyncClient(
+                limits=_LIMITS,
+                timeout=httpx.Timeout(30.0, connect=5.0),
+                follow_redirects=False,
+            )
+            _clients[loop] = client
+        return client
+
+
+async def aclose_shared_client() -> None:
+    """Close the running loop's shared client (call on shutdown or at the end of a short-lived loop)."""
+    loop = asyncio.get_running_loop()
+    with _clients_lock:
+        client = _clients.pop(loop, None)
+    if client is not None:
+        await client.aclose()
+
+
+# --- streaming -------------------------------------------------------------------------------------------
+
+
+def _headers(config: LLMConfig) -> dict[str, str]:
+    headers = {"Accept": "text/event-stream", "Content-Type": "application/json"}
+    if config.api_key:
+        # Local servers (Ollama, llama.cpp) need no key; sending "Bearer None" would be worse than nothing.
+        headers["Authorization"] = f"Bearer {config.api_key}"
+    if config.referer:
+        headers["HTTP-Referer"] = config.referer
+    if config.title:
+        headers["X-Title"] = config.title
+    return headers
+
+
+def _payload(
+    config: LLMConfig, messages: Sequence[dict[str, str]], temperature: float, max_tokens: int | None
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "model": config.model,
+        "messages": list(messages),
+        "stream": True,
+        "temperature": temperature,
+        # OpenAI-style usage reporting: a last chunk with empty `choices` and a `usage` object.
+        "stream_options": {"include_usage": True},
+    }
+    if max_tokens is not None:
+        payload["max_tokens"] = max_tokens
+    if config.fallback_models:
+        # OpenRouter tries these in order when the primary model is down or refuses the request.
+        payload["models"] = [config.model, *config.fallback_models]
+    return payload
+
+
+def _bad_response(reason: str, config: LLMConfig) -> LLMError:
+    return LLMError(
+        "bad_response",
+        f"The model server sent a malformed stream ({short_detail(reason, config.api_key)}).",
+        retryable=False,
+    )
+
+
+def _content_of(chunk: dict[str, Any], result: StreamResult, config: LLMConfig) -> str:
+    """Record the metadata of one parsed chunk and return its text (possibly empty)."""
+    if isinstance(chunk.get("model"), str):
+        result.model = chunk["model"]
+    if isinstance(chunk.get("id"), str):
+        result.generation_id = chunk["id"]
+    if isinstance(chunk.get("usage"), dict):
+        result.usage = chunk["usage"]
+    choices = chunk.get("choices")
+    if choices and (not isinstance(choices, list) or not isinstance(choices[0], dict)):
+        raise _bad_response("choices is not a list of objects", config)
+    choice: dict[str, Any] = choices[0] if choices else {}
+    finish_reason = choice.get("finish_reason")
+    if isinstance(finish_reason, str) and finish_reason:
+        result.finish_reason = finish_reason
+    # OpenRouter reports a failure after a 200 (even after tokens) as a chunk with an `error` object and
+    # finish_reason "error"; either one alone is enough to fail the answer.
+    if chunk.get("error") is not None or (result.finish_reason or "").lower() == "error":
+        raise error_from_chunk(chunk.get("error") or choice.get("error"), secret=config.api_key)
+    if not choice:
+        return ""  # e.g. the final usage-only chunk
+    delta = choice.get("delta")
+    if delta is None:
+        delta = choice.get("message")  # a few servers put the full message in the last chunk
+    content = delta.get("content") if isinstance(delta, dict) else None
+    return content if isinstance(content, str) else ""
+
+
+async def stream_chat(
+    *,
+    config: LLMConfig,
+    messages: list[dict[str, str]],
+    temperature: float = 0.3,
+    max_tokens: int | None = None,
+    client: httpx.AsyncClient | None = None,
+    result: StreamResult | None = None,
+) -> AsyncIterator[str]:
+    """Yield the text pieces of a streamed chat completion; raise LLMError on any failure.
+
+    Pass a `StreamResult` to learn the model, finish reason and usage once iteration is over. Consume it
+    with `async with contextlib.aclosing(stream_chat(...)) as pieces:` so that stopping early (a break, a
+    client disconnect) closes the upstream connection at once instead of whenever the generator is
+    garbage collected; task cancellation closes it too.
+    """
+    http = client if client is not None else shared_client()
+    result = result if result is not None else StreamResult()
+    url = f"{config.base_url}/chat/completions"
+    started = time.monotonic()
+    outcome = "closed"  # what the log line reports if the consumer stops early
+    pieces = 0
+    try:
+        try:
+            async with http.stream(
+                "POST",
+                url,
+                json=_payload(config, messages, temperature, max_tokens),
+                headers=_headers(config),
+                timeout=config.timeout,
+            ) as response:
+                result.status = response.status_code
+                if not response.is_success:
+                    raise error_from_status(
+                        response.status_code,
+                        response.headers,
+                        await _read_capped(response, _MAX_ERROR_BODY),
+                        provider=config.provider,
+                        secret=config.api_key,
+                    )
+                if response.headers.get("content-type", "").startswith("application/json"):
+                    # The server ignored `stream: true` and answered in one piece.
+                    text = _whole_answer(await _read_capped(response, _MAX_JSON_ANSWER), result, config)
+                    if text:
+                        pieces += 1
+                        yield text
+                    result.done = True
+                else:
+                    decoder = SSEDecoder()
+                    async for raw in response.aiter_bytes():
+                        for data in _decode(decoder, raw, config):
+                            if data.strip() == "[DONE]":
+                                result.done = True
+                                break
+                            text = _content_of(_parse(data, config), result, config)
+                            if text:
+                                pieces += 1
+                                yield text
+                        if result.done:
+                            break
+                    else:
+                        for data in decoder.close():
+                            if data.strip() == "[DONE]":
+                                result.done = True
+                                break
+                            text = _content_of(_parse(data, config), result, config)
+                            if text:
+                                pieces += 1
+                                yield text
+                    if not result.done:
+                        if (result.finish_reason or "").lower() not in NORMAL_FINISH_REASONS:
+                            raise LLMError(
+                                "stream_interrupted",
+                                "The model's answer was cut off before it finished. Please try again.",
+                                retryable=True,
+                            )
+                        result.done = True  # ended on a normal finish reason; [DONE] is only a courtesy
+        except httpx.HTTPError as exc:
+            raise error_from_transport(exc, got_response=result.status is not None, base_url=config.base_url) from exc
+        outcome = "ok"
+    except LLMError as exc:
+        outcome = exc.code
+        raise
+    finally:
+        level = logging.WARNING if outcome not in ("ok", "closed") else logging.INFO
+        logger.log(
+            level,
+            "LLM chat model=%s provider=%s status=%s outcome=%s pieces=%d duration_ms=%d",
+            config.model,
+            config.provider,
+            result.status,
+            outcome,
+            pieces,
+            (time.monotonic() - started) * 1000,
+        )
+
+
+def _decode(decoder: SSEDecoder, raw: bytes, config: LLMConfig) -> list[str]:
+    try:
+        return decoder.feed(raw)
+    except SSELineTooLong as exc:
+        raise _bad_response(str(exc), config) from exc
+
+
+def _parse(data: str, config: LLMConfig) -> dict[str, Any]:
+    try:
+        chunk = json.loads(data)
+    except ValueError as exc:
+        raise _bad_response(f"invalid JSON: {data[:80]}", config) from exc
+    if not isinstance(chunk, dict):
+        raise _bad_response("a chunk is not a JSON object", config)
+    return chunk
+
+
+def _whole_answer(body: bytes, result: StreamResult, config: LLMConfig) -> str:
+    try:
+        parsed = json.loads(body)
+    except ValueError as exc:
+        detail = upstream_error_detail(body, config.api_key) or "invalid JSON"
+        raise _bad_response(detail, config) from exc
+    if not isinstance(parsed, dict):
+        raise _bad_response("the answer is not a JSON object", config)
+    return _content_of(parsed, result, config)
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    body = bytearray()
+    async for raw in response.aiter_bytes():
+        body += raw
+        if len(body) >= limit:
+            break
+    return bytes(body[:limit])
+
+
+async def complete_chat(
+    *,
+    config: LLMConfig,
+    messages: list[dict[str, str]],
+    temperature: float = 0.3,
+    max_tokens: int | None = None,
+    client: httpx.AsyncClient | None = None,
+    result: StreamResult | None = None,
+) -> str:
+    """The whole answer as one string, for callers that do not stream (reports, question condensing).
+
+    It still streams underneath, so `read_timeout` bounds silences rather than the total generation time.
+    """
+    parts: list[str] = []
+    stream = stream_chat(
+        config=config,
+        messages=messages,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        client=client,
+        result=result,
+    )
+    async with contextlib.aclosing(stream) as pieces:
+        async for piece in pieces:
+            parts.append(piece)
+    return "".join(parts)

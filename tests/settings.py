@@ -1,0 +1,19 @@
+"""Settings for the test run: production-like (DEBUG off), over plain HTTP on loopback, with the embedded
+PostgreSQL in its own data directory (var/test) so tests never touch the development database."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-not-used-anywhere-else-0123456789")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+os.environ.setdefault("FLICKORA_DATA_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test"))
+os.environ.pop("DATABASE_URL", None)
+os.environ.pop("DEBUG", None)
+
+from flickora.settings import *  # noqa: E402, F403
+
+# No collectstatic before tests: serve from the finders instead of the hashed manifest.
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
