@@ -46,6 +46,12 @@ class Message(models.Model):
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # An assistant message answers one user message; a regenerated answer points at the answer it replaces.
+    reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="replies")
+    regenerated_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="regenerations"
+    )
+    cached = models.BooleanField(default=False)
     role = models.CharField(max_length=10, choices=Role.choices)
     content = models.TextField(blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.COMPLETE)
@@ -69,3 +75,15 @@ class Message(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.TERMINAL
+
+
+class RateCounter(models.Model):
+    """Requests counted per key (user, session or IP) in a fixed window, in the database so that every process
+    sees the same counts."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count} since {self.window_start:%H:%M:%S}"

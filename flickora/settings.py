@@ -184,3 +184,25 @@ OPENROUTER_API_KEY = os.environ.get("OPENROUTER_API_KEY", "")
 LLM_BASE_URL = os.environ.get("LLM_BASE_URL", "")
 LLM_MODEL = os.environ.get("LLM_MODEL", "openai/gpt-4o-mini")
 LLM_TIMEOUT = env_float("LLM_TIMEOUT", 30.0)
+LLM_CONNECT_TIMEOUT = env_float("LLM_CONNECT_TIMEOUT", 5.0)
+LLM_FALLBACK_MODELS = env_list("LLM_FALLBACK_MODELS")
+LLM_REFERER = os.environ.get("LLM_REFERER", "https://github.com/flickora/flickora")
+LLM_TITLE = os.environ.get("LLM_TITLE", "flickora")
+
+# Chat.
+CHAT_MAX_QUESTION_CHARS = 2000
+CHAT_HISTORY_BUDGET_CHARS = env_int("CHAT_HISTORY_BUDGET_CHARS", 6000)
+SSE_PING_SECONDS = env_float("SSE_PING_SECONDS", 15.0)
+# Questions per window, per user or session and per IP address (shared by all processes, in the database).
+RATE_LIMIT_REQUESTS = env_int("RATE_LIMIT_REQUESTS", 20)
+RATE_LIMIT_IP_REQUESTS = env_int("RATE_LIMIT_IP_REQUESTS", 60)
+RATE_LIMIT_WINDOW = env_int("RATE_LIMIT_WINDOW", 60)
+# Answers to a first question, reused for the same question over the same sections (seconds; 0 turns it off).
+RESPONSE_CACHE_TTL = env_int("RESPONSE_CACHE_TTL", 3600)
+
+# Django's cache (the answer cache): Redis when REDIS_URL is set, else a table in the database; both are shared
+# by every process.
+if os.environ.get("REDIS_URL"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"]}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "flickora_cache"}}

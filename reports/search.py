@@ -120,11 +120,14 @@ def set_ef_search(cursor: Any, ef_search: int) -> None:
     cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(int(ef_search))])
 
 
-def search_movie(*, movie_id: int, query: str, k: int | None = None) -> SearchResult:
-    """The k sections of one film closest to `query`: exact, always min(k, sections with embeddings) rows."""
+def search_movie(
+    *, movie_id: int, query: str, k: int | None = None, vector: np.ndarray | None = None
+) -> SearchResult:
+    """The k sections of one film closest to `query`: exact, always min(k, sections with embeddings) rows.
+    `vector` is the query's embedding when the caller already has it."""
     k = k or settings.RETRIEVAL_TOP_K
     started = time.perf_counter()
-    vector = embed_query(query)
+    vector = embed_query(query) if vector is None else vector
     embedded = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute(FILM_SQL, {"vector": vector_literal(vector), "movie_id": movie_id, "k": k})
@@ -134,13 +137,18 @@ def search_movie(*, movie_id: int, query: str, k: int | None = None) -> SearchRe
 
 
 def search_all(
-    *, query: str, k: int | None = None, per_film: int | None = None, ef_search: int | None = None
+    *,
+    query: str,
+    k: int | None = None,
+    per_film: int | None = None,
+    ef_search: int | None = None,
+    vector: np.ndarray | None = None,
 ) -> SearchResult:
     """Sections across all films: HNSW nearest neighbours fused with full-text matches, a few per film."""
     k = k or settings.RETRIEVAL_TOP_K
     per_film = per_film or settings.RETRIEVAL_PER_FILM
     started = time.perf_counter()
-    vector = embed_query(query)
+    vector = embed_query(query) if vector is None else vector
     embedded = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
         set_ef_search(cursor, ef_search or settings.HNSW_EF_SEARCH)

@@ -224,10 +224,9 @@ _FILM_HEADS = {
 # can be a novel, a "comedy" or "musical" a stage play).
 _GENRE_HEADS = {
     "drama", "dramas", "comedy", "comedies", "thriller", "thrillers", "western", "westerns", "noir",
-    "musical", "melodrama", "romance", "horror", "fantasy", "satire", "epic", "tragedy", "tragicomedy",
+    "musical", "melodrama", "romance", "horror", "fantasy", "satire", "tragedy", "tragicomedy",
     "adventure", "mystery", "farce", "parody", "spoof", "romp", "chiller", "slasher", "whodunit",
-    "fable", "serial", "actioner", "swashbuckler", "tearjerker", "weepie", "portrait", "essay", "poem",
-    "study", "fiction", "experiment", "symphony", "odyssey", "allegory", "spectacle",
+    "serial", "actioner", "swashbuckler", "tearjerker", "weepie",
 }  # fmt: skip
 # Nouns that are a film when a film word qualifies them ("film adaptation", "television film series");
 # "film monster" or "film director" are not films, so the head decides, not the mere word "film".
@@ -235,7 +234,8 @@ _QUALIFIED_HEADS = {
     "adaptation", "adaption", "version", "remake", "sequel", "prequel", "series", "trilogy",
     "installment", "instalment", "entry", "production", "segment", "anthology", "omnibus", "diptych",
     "triptych", "project", "work", "piece", "classic", "debut", "collaboration", "cycle", "saga",
-    "chapter", "episode", "part",
+    "chapter", "episode", "part", "portrait", "essay", "poem", "study", "experiment", "symphony",
+    "allegory", "spectacle", "epic", "fable",
 }  # fmt: skip
 _FILM_QUALIFIERS = {"film", "films", "movie", "cinematic", "cinema", "screen", "television", "tv", "motion"}
 _FILM_QUALIFIERS |= {"documentary", "animated", "silent", "feature", "featurelength", "feature-length"}
@@ -264,12 +264,15 @@ _STAGE_WORDS = re.compile(
     r"(?:play|musical) (?:by|written by|with music)|book by|premiered at the [\w ]*theat(?:re|er))\b",
     re.IGNORECASE,
 )
-_FILMED_WORDS = re.compile(r"\b(?:co-)?direct(?:ed|or|ors)\b|\bfilm(?:maker|s)?\b|\bmovie\b|\bsilent\b", re.I)
+# A genre noun is a film when the sentence says who directed it ("a 1927 silent romantic drama
+# directed by"); merely mentioning a film is not enough ("a drama ... adapted into a film").
+_FILMED_WORDS = re.compile(r"\b(?:co-)?direct(?:ed|or|ors)\b|\bfilmmaker\b|\bsilent\b", re.I)
 
 
 # "the 1968 science fiction novel ... and the 1968 film directed by Stanley Kubrick".
 _COORDINATED_FILM = re.compile(
-    r"\band (?:the|its|a|an)(?P<words>(?: [\w'’-]+){0,4}?) (?:film|movie|motion picture)\b(?! (?:director|"
+    r"\band (?:the|its|a|an)(?: (?!(?:of|for|to|in|from|by|with|on|basis|source|subject)\b)[\w'’-]+){0,4}?"
+    r" (?:film|movie|motion picture)\b(?! (?:director|"
     r"studio|festival|critic|rights|industry|producer|score))",
     re.IGNORECASE,
 )
@@ -299,6 +302,7 @@ def _bare(raw: str) -> str:
     return raw.casefold().strip("\"“”‘’'").rstrip(".,;:!?)]")
 
 
+_CONJUNCTIONS = {"and", "or", "&", "and/or"}
 _ING_NOUNS = {"being", "building", "painting", "recording", "wedding", "clothing", "evening", "morning", "thing"}
 _IRREGULAR_PARTICIPLES = {
     "made", "shot", "set", "begun", "done", "seen", "told", "drawn", "taken", "shown", "given", "cut",
@@ -309,7 +313,7 @@ _IRREGULAR_PARTICIPLES = {
 def _is_soft(word: str) -> bool:
     """Words that may sit inside a film's noun phrase or end it: "and", "animated", "boxing", "newly"."""
     return (
-        word in {"and", "or", "&", "and/or"} | _IRREGULAR_PARTICIPLES
+        word in _CONJUNCTIONS | _IRREGULAR_PARTICIPLES
         or word.startswith("co-")
         or (len(word) > 4 and word.endswith(("ed", "ing", "ly")) and word not in _HARD_STOPS | _ING_NOUNS)
     )
@@ -400,8 +404,8 @@ def _kind(phrase: list[str], sentence: str) -> str | None:
     if head in _QUALIFIED_HEADS and before & _FILM_QUALIFIERS:
         return "qualified"
     if head in _GENRE_HEADS:
-        # "film noir", "film essay": the film word settles it; otherwise the sentence must say who
-        # directed it or call it a film, and must not be about a stage work.
+        # "film noir", "silent comedy": the qualifier settles it; otherwise the sentence must say who
+        # directed it and must not be about a stage work.
         if before & _FILM_QUALIFIERS:
             return "film"
         if _FILMED_WORDS.search(sentence) and not _STAGE_WORDS.search(sentence):
@@ -437,11 +441,9 @@ def _define(text: str) -> _Definition | None:
     return None
 
 
-_CONJUNCTIONS = {"and", "or", "&", "and/or"}
-
-
 def _describe(definition: _Definition) -> str:
-    """What the text says its subject is, for a rejection reason ("a city", "a form of larceny")."""
+    """What the text says its subject is, for a rejection reason ("a city", "a form of larceny"), or ""
+    when the noun phrase has no recognisable noun."""
     words = [word for word in definition.phrase if not _YEAR.fullmatch(word)]
     # "a city and county seat", "an American actress and a Screen Actors Guild official": the first
     # of coordinated nouns is the main one (unless it is an adjective: "the 26th and final letter").
@@ -459,7 +461,7 @@ def _describe(definition: _Definition) -> str:
     while words and words[-1] == "of":
         words = words[:-1]
     if not words:
-        return "something other than a film"
+        return ""
     if "of" in words:
         # Keep the partitive chain ("form of larceny") but not the adjectives before it.
         first_of = words.index("of")
@@ -468,7 +470,7 @@ def _describe(definition: _Definition) -> str:
         noun = words[-1]
     last = noun.split(" ")[-1]
     if (re.search(r"(?:ed|ing|ly|\d(?:st|nd|rd|th))$", last) and last not in _ING_NOUNS) or noun in {"most", "only"}:
-        return "something other than a film"
+        return ""
     if noun in {"someone", "something", "anyone", "everything"} or (
         noun.endswith("s") and not noun.endswith(("ss", "us", "is")) and " " not in noun
     ):
@@ -533,13 +535,13 @@ _COMPANY_WORDS = {
     "Pictures", "Productions", "Production", "Studios", "Studio", "Films", "Film", "Company",
     "Corporation", "Entertainment", "Bros", "Inc", "Ltd", "Unit", "Animation", "Television",
 }  # fmt: skip
-_ROLE = (
+_ROLE_WORD = (
     r"[\w/-]*(?:director|filmmaker|film-maker|film maker|film making team|filmmaking team|auteur|comedian|"
     r"actor|actress|artist|animator|writer|novelist|poet|photographer|playwright|cinematographer|"
     r"choreographer|documentarian|documentarist|team|duo|partner|painter|producer|musician|dancer|"
     r"sculptor|journalist|videographer)s?"
 )
-_ROLE = rf"{_ROLE}(?:(?: and |/){_ROLE})?"
+_ROLE = rf"{_ROLE_WORD}(?:(?: and |/){_ROLE_WORD})?"
 # "Inuit filmmaker", "the Georgian-born Soviet director", "the British film making team of": words that
 # describe the person before the name, always ending in a role.
 _DESCRIPTOR = re.compile(
@@ -698,11 +700,18 @@ def _contains_title(haystack: list[str], title: list[str]) -> bool:
 
 
 _ALIAS_CUES = {"title", "titled", "retitled", "aka", "called", "english", "translated", "translation"}
+_OTHER_WORKS = {
+    "sequel", "prequel", "remake", "followed", "spinoff", "spin", "successor", "novel", "book", "play",
+    "story", "song", "album", "series", "such", "like", "inspired", "based",
+}  # fmt: skip
 _AS_CUES = {"known", "released", "distributed", "shown", "marketed", "billed", "retitled", "screened", "also"}
 
 
 def _alias_cue(before: list[str], *, strict: bool) -> bool:
     """Whether the words before a mention introduce another title of the subject."""
+    if _OTHER_WORKS & set(before):
+        # "a sequel titled X", "based on the novel titled X": the title of some other work.
+        return False
     if strict:
         # Later in the text only an explicit "the (English) title ... is X" counts: "a sequel titled
         # X" or "such as X" name some other work.
@@ -758,7 +767,8 @@ def is_about_film(title: str, text: str) -> str | None:
     if definition is None:
         return "text has no definition sentence to identify its subject"
     if definition.kind is None:
-        return f"text is about {_describe(definition)}, not a film"
+        subject = _describe(definition)
+        return f"text is about {subject}, not a film" if subject else "text is not about a film"
     if not _names_title(title, definition):
         return f"text is about the film {_primary_name(definition.subject)!r}, not {title!r}"
     return None

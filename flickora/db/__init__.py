@@ -12,8 +12,10 @@ import fcntl
 import logging
 import os
 import threading
+import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -67,8 +69,7 @@ def _start(pgdata: Path) -> Path:
         import pgserver
 
         fresh = not (pgdata / "PG_VERSION").exists()
-        # cleanup_mode=None: the server keeps running when this process exits, for the next one to reuse.
-        server = pgserver.get_server(pgdata, cleanup_mode=None)
+        server = _get_server(pgserver, pgdata)
     # The socket lives in the data directory unless that path is too long for a Unix socket name.
     socket_dir = Path(server.get_postmaster_info().socket_dir)
     if fresh:
@@ -78,6 +79,21 @@ def _start(pgdata: Path) -> Path:
         pgserver.pg_ctl(["-w", "restart", "-m", "fast"], pgdata=pgdata, user=server.system_user)
         logger.info("Initialised the embedded PostgreSQL in %s", pgdata)
     return socket_dir
+
+
+def _get_server(pgserver: Any, pgdata: Path) -> Any:
+    # cleanup_mode=None: the server keeps running when this process exits, for the next one to reuse. pgserver
+    # asserts on a postmaster.pid caught half-written (a server still starting, seen once on a loaded machine), so
+    # a failed read is retried for a while before giving up.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return pgserver.get_server(pgdata, cleanup_mode=None)
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            logger.info("The embedded PostgreSQL in %s is not ready yet; retrying", pgdata)
+            time.sleep(0.5)
 
 
 def _create_database(socket_dir: Path, database: str) -> None:

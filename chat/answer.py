@@ -1,0 +1,411 @@
+"""One chat turn, streamed: retrieval, then the answer from an LLM (or the offline answerer), persisted as it goes.
+
+The assistant message is the unit of work. Whoever opens its stream first while it is `pending` claims it (an atomic
+UPDATE) and generates the answer; any other stream of the same message (a reload, a reconnect with Last-Event-ID,
+a second tab) follows the stored text until it reaches its terminal state. Every path ends the message in exactly
+one of `complete`, `failed` or `stopped`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from chat import offline, prompts
+from chat.models import Message
+from chat.rendering import render_answer
+from chat.sse import sse_comment, sse_event
+from llm import DEFAULT_BASE_URL, LLMConfig, LLMError, StreamResult, complete_chat, stream_chat
+from reports.embeddings import embed_query, normalize_query
+from reports.models import MovieSection, text_hash
+from reports.search import Hit, search_all, search_movie
+
+logger = logging.getLogger(__name__)
+
+# How often the growing answer is written to the database while it streams (and a stop request noticed).
+FLUSH_SECONDS = 0.25
+# How often a follower re-reads a message another stream is writing.
+FOLLOW_POLL_SECONDS = 0.2
+SNIPPET_CHARS = 240
+
+
+def llm_config() -> LLMConfig | None:
+    """The configured LLM, or None for the offline answerer (no OpenRouter key and no base URL)."""
+    if not settings.OPENROUTER_API_KEY and not settings.LLM_BASE_URL:
+        return None
+    return LLMConfig(
+        model=settings.LLM_MODEL,
+        base_url=settings.LLM_BASE_URL or DEFAULT_BASE_URL,
+        api_key=settings.OPENROUTER_API_KEY or None,
+        fallback_models=tuple(settings.LLM_FALLBACK_MODELS),
+        connect_timeout=settings.LLM_CONNECT_TIMEOUT,
+        read_timeout=settings.LLM_TIMEOUT,
+        referer=settings.LLM_REFERER,
+        title=settings.LLM_TITLE,
+    )
+
+
+@dataclass
+class Turn:
+    message: Message
+    question: str
+    history: list[tuple[str, str]]
+    movie_id: int | None
+    movie_title: str | None
+
+
+def _load_turn(message_pk: int) -> Turn:
+    message = Message.objects.select_related("conversation__movie", "reply_to").get(pk=message_pk)
+    conversation = message.conversation
+    question = message.reply_to.content if message.reply_to else ""
+    earlier = (
+        Message.objects.filter(conversation=conversation, created_at__lt=message.reply_to.created_at)
+        .exclude(role=Message.Role.ASSISTANT, status__in=[Message.Status.FAILED, Message.Status.PENDING])
+        .exclude(regenerations__isnull=False)
+        .order_by("created_at", "id")
+        .values_list("role", "content")
+        if message.reply_to
+        else []
+    )
+    movie = conversation.movie
+    history = [(role, content) for role, content in earlier if content]
+    return Turn(message, question, history, movie.pk if movie else None, movie.title if movie else None)
+
+
+# Events.
+
+
+def _sources_payload(hits: Sequence[Hit]) -> dict[str, Any]:
+    return {
+        "sources": [
+            {
+                "id": hit.section_id,
+                "film": hit.movie_title,
+                "year": hit.movie_year,
+                "slug": hit.movie_slug,
+                "url": f"/movies/{hit.movie_slug}/#section-{hit.section_id}",
+                "heading": hit.heading,
+                "snippet": _snippet(hit.content),
+                "score": round(hit.score, 4),
+            }
+            for hit in hits
+        ]
+    }
+
+
+def _snippet(text: str) -> str:
+    return text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + "…"
+
+
+def _hits_for(section_ids: Sequence[int]) -> list[Hit]:
+    """The stored sources of a message, in their original order (for replays)."""
+    sections = MovieSection.objects.select_related("movie").in_bulk(section_ids)
+    return [
+        Hit(s.pk, s.movie_id, s.movie.title, s.movie.slug, s.movie.year, s.kind, s.heading, s.content, None, 0.0)
+        for section_id in section_ids
+        if (s := sections.get(section_id))
+    ]
+
+
+def _done_payload(message: Message, hits: Sequence[Hit]) -> dict[str, Any]:
+    urls = {hit.section_id: f"/movies/{hit.movie_slug}/#section-{hit.section_id}" for hit in hits}
+    return {
+        "message": str(message.uuid),
+        "status": message.status,
+        "html": render_answer(message.content, section_urls=urls),
+        "citations": [
+            {"id": section_id, "url": urls[section_id]}
+            for section_id in message.cited_section_ids
+            if section_id in urls
+        ],
+        "cached": message.cached,
+        "provider": message.provider,
+        "model": message.model,
+        "timings": message.timings,
+    }
+
+
+def _error_payload(message: Message) -> dict[str, Any]:
+    return {
+        "message": str(message.uuid),
+        "status": message.status,
+        "code": message.error_code,
+        "message_text": message.error_text,
+        "retryable": bool(message.timings.get("retryable", False)),
+        "retry_after": message.timings.get("retry_after"),
+    }
+
+
+def _final_events(message: Message, hits: Sequence[Hit]) -> bytes:
+    if message.status == Message.Status.FAILED:
+        return sse_event("error", _error_payload(message))
+    return sse_event("done", _done_payload(message, hits))
+
+
+# The stream.
+
+
+async def stream_message(*, message: Message, offset: int = 0) -> AsyncIterator[bytes]:
+    """The SSE stream of one assistant message, starting after `offset` characters of its text."""
+    opened = time.perf_counter()
+    # First bytes at once, before any work: the browser and proxies see a live stream immediately.
+    yield sse_event(retry=2000) + sse_comment("flickora")
+    claimed = await Message.objects.filter(pk=message.pk, status=Message.Status.PENDING).aupdate(
+        status=Message.Status.STREAMING
+    )
+    if claimed:
+        async for chunk in _generate(message.pk, opened):
+            yield chunk
+    else:
+        async for chunk in _follow(message.pk, offset):
+            yield chunk
+
+
+async def _follow(message_pk: int, offset: int) -> AsyncIterator[bytes]:
+    """Replay a message another stream is writing (or has finished), from `offset` to its end."""
+    sent_sources = False
+    last_sent = time.monotonic()
+    while True:
+        message = await Message.objects.aget(pk=message_pk)
+        if not sent_sources and message.source_section_ids:
+            hits = await sync_to_async(_hits_for)(message.source_section_ids)
+            yield sse_event("sources", _sources_payload(hits))
+            sent_sources = True
+        if len(message.content) > offset:
+            yield sse_event("token", {"t": message.content[offset:]}, id=len(message.content))
+            offset = len(message.content)
+            last_sent = time.monotonic()
+        if message.is_finished:
+            hits = await sync_to_async(_hits_for)(message.source_section_ids)
+            yield _final_events(message, hits)
+            return
+        if time.monotonic() - last_sent >= settings.SSE_PING_SECONDS:
+            yield sse_comment("ping")
+            last_sent = time.monotonic()
+        await asyncio.sleep(FOLLOW_POLL_SECONDS)
+
+
+@dataclass
+class _State:
+    content: str = ""
+    status: str = Message.Status.FAILED
+    error: LLMError | None = None
+
+
+async def _generate(message_pk: int, opened: float) -> AsyncIterator[bytes]:
+    turn = await sync_to_async(_load_turn)(message_pk)
+    state = _State()
+    timings: dict[str, Any] = {}
+    hits: list[Hit] = []
+    try:
+        async with contextlib.aclosing(_answer(turn, state, hits, timings, opened)) as events:
+            async for chunk in events:
+                yield chunk
+    except LLMError as exc:
+        state.error, state.status = exc, Message.Status.FAILED
+    except (asyncio.CancelledError, GeneratorExit):
+        # The client went away: the upstream request was closed by the aclosing() above.
+        state.status = Message.Status.STOPPED
+        raise
+    except Exception:
+        logger.exception("Chat turn %s failed", turn.message.uuid)
+        state.error = LLMError(
+            "internal_error", "Something went wrong while answering. Please try again.", retryable=True
+        )
+        state.status = Message.Status.FAILED
+    finally:
+        timings["total_ms"] = _ms(opened)
+        message = await _finish(turn.message, state=state, hits=hits, timings=timings)
+        _log_turn(message, timings)
+    yield _final_events(message, hits)
+
+
+async def _answer(
+    turn: Turn, state: _State, hits: list[Hit], timings: dict[str, Any], opened: float
+) -> AsyncIterator[bytes]:
+    message = turn.message
+    config = llm_config()
+    query = await _search_query(turn, config)
+    started = time.perf_counter()
+    vector = await sync_to_async(embed_query, thread_sensitive=False)(query)
+    timings["embed_ms"] = _ms(started)
+    hits.extend(await sync_to_async(_retrieve)(turn, query, vector))
+    timings["search_ms"] = _ms(started) - timings["embed_ms"]
+    message.source_section_ids = [hit.section_id for hit in hits]
+    await Message.objects.filter(pk=message.pk).aupdate(source_section_ids=message.source_section_ids)
+    yield sse_event("sources", _sources_payload(hits))
+
+    cache_key = _cache_key(turn, hits, config)
+    cached = await cache.aget(cache_key) if cache_key else None
+    if cached:
+        state.content, message.cached = cached["content"], True
+        message.provider, message.model = cached["provider"], cached["model"]
+        timings["first_token_ms"] = _ms(opened)
+        yield sse_event("token", {"t": state.content}, id=len(state.content))
+        state.status = Message.Status.COMPLETE
+        return
+
+    message.provider, message.model = (config.provider, config.model) if config else ("offline", "")
+    result = StreamResult()
+    if config:
+        llm_messages = prompts.build_messages(
+            question=turn.question,
+            hits=hits,
+            history=turn.history,
+            film_title=turn.movie_title,
+            history_budget_chars=settings.CHAT_HISTORY_BUDGET_CHARS,
+        )
+        pieces = stream_chat(config=config, messages=llm_messages, result=result)
+    else:
+        pieces = _aiter(offline.offline_answer(question=turn.question, hits=hits))
+    timings["upstream_ms"] = _ms(opened)
+    last_flush = time.monotonic()
+    async with contextlib.aclosing(pieces):
+        async for piece in _with_pings(pieces):
+            if piece is None:
+                yield sse_comment("ping")
+                continue
+            if not state.content:
+                timings["first_token_ms"] = _ms(opened)
+            state.content += piece
+            yield sse_event("token", {"t": piece}, id=len(state.content))
+            if time.monotonic() - last_flush >= FLUSH_SECONDS:
+                last_flush = time.monotonic()
+                still_ours = await Message.objects.filter(pk=message.pk, status=Message.Status.STREAMING).aupdate(
+                    content=state.content
+                )
+                if not still_ours:  # the stop endpoint ended it: leaving closes the upstream request now
+                    state.status = Message.Status.STOPPED
+                    return
+    if result.model:
+        message.model = result.model
+    state.status = Message.Status.COMPLETE
+    if cache_key:
+        entry = {"content": state.content, "provider": message.provider, "model": message.model}
+        await cache.aset(cache_key, entry, settings.RESPONSE_CACHE_TTL)
+
+
+async def _finish(message: Message, *, state: _State, hits: Sequence[Hit], timings: dict[str, Any]) -> Message:
+    """Write the terminal state once. A message the stop endpoint already ended stays `stopped`, with the text."""
+    fields: dict[str, Any] = {
+        "content": state.content,
+        "cited_section_ids": prompts.parse_citations(state.content, allowed_ids={hit.section_id for hit in hits}),
+        "provider": message.provider,
+        "model": message.model,
+        "cached": message.cached,
+        "timings": timings,
+        "finished_at": timezone.now(),
+    }
+    if state.error:
+        fields.update(error_code=state.error.code, error_text=state.error.message)
+        fields["timings"] = {**timings, "retryable": state.error.retryable, "retry_after": state.error.retry_after}
+    open_states = [Message.Status.STREAMING, Message.Status.PENDING]
+    updated = await Message.objects.filter(pk=message.pk, status__in=open_states).aupdate(status=state.status, **fields)
+    if not updated:
+        await Message.objects.filter(pk=message.pk).aupdate(**fields)
+    return await Message.objects.aget(pk=message.pk)
+
+
+# Retrieval, the answer cache and helpers.
+
+
+async def _search_query(turn: Turn, config: LLMConfig | None) -> str:
+    """A follow-up ("and who directed it?") rewritten as a standalone search query."""
+    if not turn.history:
+        return turn.question
+    if config:
+        try:
+            condensed = await asyncio.wait_for(
+                complete_chat(
+                    config=config,
+                    messages=prompts.condense_messages(question=turn.question, history=turn.history),
+                    max_tokens=60,
+                    temperature=0.0,
+                ),
+                timeout=settings.LLM_TIMEOUT,
+            )
+            if condensed.strip():
+                return " ".join(condensed.split())[:500]
+        except (LLMError, TimeoutError) as exc:
+            logger.info("Condensing the follow-up failed (%s); using the heuristic", getattr(exc, "code", exc))
+    return prompts.condense_heuristic(question=turn.question, history=turn.history, film_title=turn.movie_title)
+
+
+def _retrieve(turn: Turn, query: str, vector: Any) -> list[Hit]:
+    if turn.movie_id is not None:
+        return search_movie(movie_id=turn.movie_id, query=query, vector=vector).hits
+    return search_all(query=query, vector=vector).hits
+
+
+def _cache_key(turn: Turn, hits: Sequence[Hit], config: LLMConfig | None) -> str | None:
+    """Only a first question is cached (a follow-up's answer depends on the conversation), keyed by the film, the
+    normalised question, the answerer, and the exact sections given (so new report text means a new key)."""
+    if turn.history or turn.message.regenerated_from_id or settings.RESPONSE_CACHE_TTL <= 0:
+        return None
+    answerer = f"{config.provider}:{config.model}" if config else "offline"
+    sections = ",".join(f"{hit.section_id}:{text_hash(hit.content)[:16]}" for hit in hits)
+    raw = f"{turn.movie_id}|{normalize_query(turn.question)}|{answerer}|{sections}"
+    return "answer:" + hashlib.sha256(raw.encode()).hexdigest()
+
+
+async def _aiter(pieces: Iterator[str]) -> AsyncIterator[str]:
+    for piece in pieces:
+        yield piece
+
+
+async def _with_pings(pieces: AsyncIterator[str]) -> AsyncIterator[str | None]:
+    """The pieces, with a None every SSE_PING_SECONDS of upstream silence (so the stream can send a ping)."""
+    iterator = aiter(pieces)
+    pending: asyncio.Task[str] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(iterator))
+            done, _ = await asyncio.wait({pending}, timeout=settings.SSE_PING_SECONDS)
+            if not done:
+                yield None
+                continue
+            try:
+                piece = pending.result()
+            except StopAsyncIteration:
+                return
+            finally:
+                pending = None
+            yield piece
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 2)
+
+
+def _log_turn(message: Message, timings: dict[str, Any]) -> None:
+    logger.info(
+        "chat turn message=%s status=%s provider=%s model=%s cached=%s embed_ms=%s search_ms=%s upstream_ms=%s "
+        "first_token_ms=%s total_ms=%s",
+        message.uuid,
+        message.status,
+        message.provider or "-",
+        message.model or "-",
+        message.cached,
+        timings.get("embed_ms"),
+        timings.get("search_ms"),
+        timings.get("upstream_ms"),
+        timings.get("first_token_ms"),
+        timings.get("total_ms"),
+    )
