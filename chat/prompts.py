@@ -40,8 +40,9 @@ STOPWORDS = frozenset(
 )
 
 # A question that leans on the conversation for its subject.
-_FOLLOW_UP_OPENERS = (("and",), ("also",), ("so",), ("but",), ("then",), ("what", "about"), ("how", "about"),
-                      ("what", "else"))  # fmt: skip
+_FOLLOW_UP_OPENERS = tuple(
+    tuple(opener.split()) for opener in ("and", "also", "so", "but", "then", "what about", "how about", "what else")
+)
 _BACK_REFERENCES = frozenset("it its itself he him his she her hers they them their theirs".split())
 _DEMONSTRATIVES = frozenset("this that these those".split())
 _REFERRING_NOUNS = frozenset("film movie one scene character story ending book role part version".split())
@@ -293,7 +294,11 @@ def condense_messages(*, question: str, history: Sequence[tuple[str, str]]) -> l
 
 
 def _neutralise(text: str) -> str:
-    return _one_line(_DELIMITER.sub("", text))
+    # Until none is left: removing "<sections>" from "</sec<sections>tions>" would form a new delimiter.
+    removed = 1
+    while removed:
+        text, removed = _DELIMITER.subn("", text)
+    return _one_line(text)
 
 
 def _one_line(text: str) -> str:
@@ -305,7 +310,10 @@ def _truncate(text: str, limit: int) -> str:
         return text
     if limit <= len(_TRUNCATED):
         return ""
-    return text[: limit - len(_TRUNCATED)].rstrip() + _TRUNCATED
+    cut = text[: limit - len(_TRUNCATED)]
+    if not text[len(cut)].isspace() and " " in cut:
+        cut = cut.rsplit(" ", 1)[0]  # no half word at the end
+    return cut.rstrip() + _TRUNCATED
 
 
 def _unique_ci(items: Iterable[str]) -> list[str]:

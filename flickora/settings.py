@@ -197,12 +197,16 @@ SSE_PING_SECONDS = env_float("SSE_PING_SECONDS", 15.0)
 RATE_LIMIT_REQUESTS = env_int("RATE_LIMIT_REQUESTS", 20)
 RATE_LIMIT_IP_REQUESTS = env_int("RATE_LIMIT_IP_REQUESTS", 60)
 RATE_LIMIT_WINDOW = env_int("RATE_LIMIT_WINDOW", 60)
+# Behind a proxy that appends the client address to X-Forwarded-For (Railway's does), count that address.
+RATE_LIMIT_TRUST_FORWARDED_FOR = env_bool("RATE_LIMIT_TRUST_FORWARDED_FOR", default=False)
 # Answers to a first question, reused for the same question over the same sections (seconds; 0 turns it off).
 RESPONSE_CACHE_TTL = env_int("RESPONSE_CACHE_TTL", 3600)
 
 # Django's cache (the answer cache): Redis when REDIS_URL is set, else a table in the database; both are shared
 # by every process.
 if os.environ.get("REDIS_URL"):
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"]}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"]}
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "flickora_cache"}}

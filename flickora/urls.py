@@ -5,6 +5,7 @@ from flickora import views
 
 urlpatterns = [
     path("", include("reports.urls")),
+    path("", include("chat.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

@@ -120,9 +120,7 @@ def set_ef_search(cursor: Any, ef_search: int) -> None:
     cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(int(ef_search))])
 
 
-def search_movie(
-    *, movie_id: int, query: str, k: int | None = None, vector: np.ndarray | None = None
-) -> SearchResult:
+def search_movie(*, movie_id: int, query: str, k: int | None = None, vector: np.ndarray | None = None) -> SearchResult:
     """The k sections of one film closest to `query`: exact, always min(k, sections with embeddings) rows.
     `vector` is the query's embedding when the caller already has it."""
     k = k or settings.RETRIEVAL_TOP_K

@@ -1,0 +1,155 @@
+"""The answer when no language model is configured: the sentences of the retrieved sections that best answer the
+question, quoted word for word with their citations.
+
+A sentence scores by the question's terms it contains (each weighted by how rare it is among the candidate
+sentences, so the film's own title, present everywhere, counts for little), plus a little for the rank and
+similarity of its section and for a hint matching the question word (a name for "who", a year for "when").
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from chat.prompts import STOPWORDS, remove_citation_markers, words
+from reports.splitting import split_sentences
+
+if TYPE_CHECKING:
+    from reports.search import Hit
+
+INTRO = "No language model is configured, so here are the passages from the film reports that best match your question:"
+NO_MATCH = "Nothing in the film reports matches this question. Try naming the film, or asking about its story, cast, \
+production or reception."
+
+MIN_SENTENCES, MAX_SENTENCES = 2, 4
+# Past the first MIN_SENTENCES, a sentence is quoted only if it scores at least this share of the best one.
+KEEP_RATIO = 0.5
+# Shorter sentences are headings or fragments ("Plot."), quoted only when nothing else is left.
+MIN_WORDS = 4
+
+_RANK_WEIGHT = 0.2  # the first section gets 0.2, the second 0.1, ...
+_SIMILARITY_WEIGHT = 0.1
+_LEAD_WEIGHT = 0.03  # a section's first sentence tends to say what the section is about
+_HINT_WEIGHT = 0.15
+_HEADING_SHARE = 0.5  # a question term in the section's heading ("plot") counts half as much as in the sentence
+
+_NAME = re.compile(r"\b[A-Z][\w'’.-]+ (?:[A-Z]\. )*[A-Z][\w'’-]+")
+_YEAR_OR_MONTH = re.compile(
+    r"\b(?:1[89]\d\d|20\d\d|January|February|March|April|May|June|July|August|September|October|November|December)\b"
+)
+_HINTS = {"who": _NAME, "whom": _NAME, "whose": _NAME, "when": _YEAR_OR_MONTH, "year": _YEAR_OR_MONTH}
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    text: str
+    hit: Hit
+    hit_rank: int
+    position: int
+    stems: frozenset[str]
+    heading_stems: frozenset[str]
+
+
+def offline_answer(*, question: str, hits: Sequence[Hit]) -> Iterator[str]:
+    """The answer in pieces: an intro line, then one Markdown quote per chosen sentence, each ending in its
+    citation `[section_id]`. The film is named before each quote when they come from more than one film."""
+    chosen = best_sentences(question=question, hits=hits)
+    if not chosen:
+        yield NO_MATCH
+        return
+    yield INTRO
+    several_films = len({candidate.hit.movie_id for candidate in chosen}) > 1
+    for candidate in chosen:
+        film = f"**{_escape(_film_label(candidate.hit))}:** " if several_films else ""
+        yield f"\n\n> {film}{candidate.text} [{candidate.hit.section_id}]"
+
+
+def best_sentences(*, question: str, hits: Sequence[Hit]) -> list[_Candidate]:
+    """Between MIN_SENTENCES and MAX_SENTENCES sentences of `hits` (fewer if they hold fewer), best first."""
+    candidates = _candidates(hits)
+    if not candidates:
+        return []
+    question_stems = set(_stems(question))
+    hints = [pattern for word, pattern in _HINTS.items() if word in {w.lower() for w in words(question)}]
+    idf = _idf(candidates, question_stems)
+    total = sum(idf.values())
+
+    def overlap(candidate: _Candidate) -> float:
+        in_sentence = question_stems & candidate.stems
+        in_heading = (question_stems & candidate.heading_stems) - in_sentence
+        matched = sum(idf[term] for term in in_sentence) + _HEADING_SHARE * sum(idf[term] for term in in_heading)
+        return matched / total if total else 0.0
+
+    def score(candidate: _Candidate) -> float:
+        hit = candidate.hit
+        value = overlap(candidate) + _RANK_WEIGHT / (1 + candidate.hit_rank)
+        value += _SIMILARITY_WEIGHT * max(hit.similarity or 0.0, 0.0)
+        value += _LEAD_WEIGHT if candidate.position == 0 else 0.0
+        value += _HINT_WEIGHT if any(pattern.search(candidate.text) for pattern in hints) else 0.0
+        return value
+
+    scored = [(score(candidate), candidate) for candidate in candidates]
+    # Fragments go last whatever their score; ties go to the better section, then the earlier sentence.
+    scored.sort(key=lambda pair: (len(pair[1].text.split()) < MIN_WORDS, -pair[0], pair[1].hit_rank, pair[1].position))
+    best_score = scored[0][0]
+    chosen: list[_Candidate] = []
+    seen: set[str] = set()
+    for value, candidate in scored:
+        key = " ".join(candidate.text.lower().split())
+        if key in seen:
+            continue
+        if len(chosen) >= MAX_SENTENCES:
+            break
+        # The first MIN_SENTENCES give context whatever they say; more must share a term with the question.
+        if len(chosen) >= MIN_SENTENCES and (value < KEEP_RATIO * best_score or not overlap(candidate)):
+            continue
+        seen.add(key)
+        chosen.append(candidate)
+    return chosen
+
+
+def stem(word: str) -> str:
+    """A crude English stem, the same for a word's common forms: directed, directing, director -> direct."""
+    word = re.sub(r"['’]s$", "", word.lower())
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    for suffix in ("ing", "ion", "ed", "er", "or"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            # starring -> starr -> star
+            if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "lsz":
+                word = word[:-1]
+            break
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]
+    return word
+
+
+def _candidates(hits: Sequence[Hit]) -> list[_Candidate]:
+    candidates = []
+    for rank, hit in enumerate(hits):
+        # Footnote markers in the source would read as citations of other sections.
+        heading_stems = _stems(hit.heading)
+        for position, sentence in enumerate(split_sentences(remove_citation_markers(hit.content))):
+            candidates.append(_Candidate(sentence, hit, rank, position, _stems(sentence), heading_stems))
+    return candidates
+
+
+def _stems(text: str) -> frozenset[str]:
+    return frozenset(stem(word) for word in words(text) if word.lower() not in STOPWORDS)
+
+
+def _idf(candidates: Sequence[_Candidate], terms: set[str]) -> dict[str, float]:
+    count = len(candidates)
+    return {term: math.log(1 + count / (1 + sum(term in c.stems for c in candidates))) for term in terms}
+
+
+def _film_label(hit: Hit) -> str:
+    return f"{hit.movie_title} ({hit.movie_year})" if hit.movie_year else hit.movie_title
+
+
+def _escape(text: str) -> str:
+    return re.sub(r"([\\`*_\[\]<>])", r"\\\1", text)

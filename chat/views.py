@@ -1,0 +1,116 @@
+"""Chat endpoints: ask (POST), stream (SSE), stop, regenerate, and a conversation's messages (JSON)."""
+
+from uuid import UUID
+
+from asgiref.sync import sync_to_async
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.http import require_GET, require_POST
+
+from chat import turns
+from chat.answer import stream_message
+from chat.forms import QuestionForm
+from chat.models import Conversation, Message
+from reports.models import Movie
+
+
+def _owner(request: HttpRequest) -> Q:
+    """What the requester owns: their account's conversations, or their anonymous session's."""
+    if request.user.is_authenticated:
+        return Q(user=request.user)
+    if not request.session.session_key:
+        return Q(pk__in=[])
+    return Q(user=None, session_key=request.session.session_key)
+
+
+def _error(code: str, message: str, status: int, **extra: object) -> JsonResponse:
+    response = JsonResponse({"error": {"code": code, "message": message}}, status=status)
+    for header, value in extra.items():
+        response[header.replace("_", "-")] = str(value)
+    return response
+
+
+def _ask(request: HttpRequest, movie: Movie | None) -> JsonResponse:
+    form = QuestionForm(request.POST)
+    if not form.is_valid():
+        errors = next(iter(form.errors.as_data().values()))
+        return _error(errors[0].code or "invalid", errors[0].messages[0], 400)
+    verdict = turns.check_rate_limit(request)
+    if not verdict.allowed:
+        message = f"Too many questions. Try again in {verdict.retry_after} seconds."
+        return _error("rate_limited", message, 429, Retry_After=verdict.retry_after)
+    conversation = None
+    if form.cleaned_data["conversation"]:
+        conversation = (
+            Conversation.objects.filter(_owner(request), movie=movie)
+            .filter(uuid=form.cleaned_data["conversation"])
+            .first()
+        )
+        if conversation is None:
+            return _error("not_found", "No such conversation.", 404)
+    answer = turns.ask(request, movie=movie, conversation=conversation, question=form.cleaned_data["question"])
+    return JsonResponse(turns.ask_payload(answer), status=201)
+
+
+@require_POST
+def ask_movie(request: HttpRequest, slug: str) -> JsonResponse:
+    movie = Movie.objects.filter(slug=slug).first()
+    if movie is None:
+        return _error("not_found", "No such film.", 404)
+    return _ask(request, movie)
+
+
+@require_POST
+def ask_all(request: HttpRequest) -> JsonResponse:
+    return _ask(request, None)
+
+
+@require_GET
+async def stream(request: HttpRequest, message_id: UUID) -> StreamingHttpResponse:
+    owner = await sync_to_async(_owner)(request)
+    message = await Message.objects.filter(
+        uuid=message_id, role=Message.Role.ASSISTANT, conversation__in=Conversation.objects.filter(owner)
+    ).afirst()
+    if message is None:
+        raise Http404("No such message.")
+    offset = _offset(request.headers.get("Last-Event-ID") or request.GET.get("from"))
+    response = StreamingHttpResponse(stream_message(message=message, offset=offset), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _offset(raw: str | None) -> int:
+    try:
+        return max(0, int(raw or 0))
+    except ValueError:
+        return 0
+
+
+@require_POST
+def stop(request: HttpRequest, message_id: UUID) -> JsonResponse:
+    message = get_object_or_404(Message, _owner_of_message(request), uuid=message_id, role=Message.Role.ASSISTANT)
+    return JsonResponse({"message": str(message.uuid), "status": turns.stop(message)})
+
+
+@require_POST
+def regenerate(request: HttpRequest, message_id: UUID) -> JsonResponse:
+    message = get_object_or_404(Message, _owner_of_message(request), uuid=message_id, role=Message.Role.ASSISTANT)
+    if not message.is_finished:
+        return _error("still_streaming", "This answer is still being written; stop it first.", 409)
+    verdict = turns.check_rate_limit(request)
+    if not verdict.allowed:
+        message_text = f"Too many questions. Try again in {verdict.retry_after} seconds."
+        return _error("rate_limited", message_text, 429, Retry_After=verdict.retry_after)
+    return JsonResponse(turns.ask_payload(turns.regenerate(message)), status=201)
+
+
+@require_GET
+def conversation_detail(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+    conversation = get_object_or_404(Conversation, _owner(request), uuid=conversation_id)
+    return JsonResponse(turns.conversation_payload(conversation))
+
+
+def _owner_of_message(request: HttpRequest) -> Q:
+    return Q(conversation__in=Conversation.objects.filter(_owner(request)))
