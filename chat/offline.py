@@ -30,10 +30,11 @@ KEEP_RATIO = 0.5
 # Shorter sentences are headings or fragments ("Plot."), quoted only when nothing else is left.
 MIN_WORDS = 4
 
-_RANK_WEIGHT = 0.2  # the first section gets 0.2, the second 0.1, ...
+# Term overlap (0 to 1) decides; these only break near-ties.
+_RANK_WEIGHT = 0.1  # the first section gets 0.1, the second 0.05, ...
 _SIMILARITY_WEIGHT = 0.1
 _LEAD_WEIGHT = 0.03  # a section's first sentence tends to say what the section is about
-_HINT_WEIGHT = 0.15
+_HINT_WEIGHT = 0.1  # only for a sentence that shares a term with the question: any name is no answer
 _HEADING_SHARE = 0.5  # a question term in the section's heading ("plot") counts half as much as in the sentence
 
 _NAME = re.compile(r"\b[A-Z][\w'’.-]+ (?:[A-Z]\. )*[A-Z][\w'’-]+")
@@ -75,7 +76,8 @@ def best_sentences(*, question: str, hits: Sequence[Hit]) -> list[_Candidate]:
     question_stems = set(_stems(question))
     hints = [pattern for word, pattern in _HINTS.items() if word in {w.lower() for w in words(question)}]
     idf = _idf(candidates, question_stems)
-    total = sum(idf.values())
+    # A term no sentence contains would lower every score alike; leaving it out keeps overlap comparable to the rest.
+    total = sum(weight for term, weight in idf.items() if any(term in c.stems | c.heading_stems for c in candidates))
 
     def overlap(candidate: _Candidate) -> float:
         in_sentence = question_stems & candidate.stems
@@ -85,10 +87,12 @@ def best_sentences(*, question: str, hits: Sequence[Hit]) -> list[_Candidate]:
 
     def score(candidate: _Candidate) -> float:
         hit = candidate.hit
-        value = overlap(candidate) + _RANK_WEIGHT / (1 + candidate.hit_rank)
+        shared = overlap(candidate)
+        value = shared + _RANK_WEIGHT / (1 + candidate.hit_rank)
         value += _SIMILARITY_WEIGHT * max(hit.similarity or 0.0, 0.0)
         value += _LEAD_WEIGHT if candidate.position == 0 else 0.0
-        value += _HINT_WEIGHT if any(pattern.search(candidate.text) for pattern in hints) else 0.0
+        if shared and any(pattern.search(candidate.text) for pattern in hints):
+            value += _HINT_WEIGHT
         return value
 
     scored = [(score(candidate), candidate) for candidate in candidates]

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 # Kept in step with chat.rendering._CITATION: whatever is parsed as a citation here is linked there.
 CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-# Horizontal space before a marker goes with it when the whole marker is removed ("claim [99]." -> "claim.").
-_CITATION_WITH_SPACE = re.compile(r"[ \t]*" + CITATION.pattern)
+# Markers side by side ("[12][15]", "[12] [15]") with the horizontal space before them: removed together.
+_CITATION_RUN = re.compile(rf"(?:[ \t]*{CITATION.pattern})+")
 
 # The context block's delimiter. Section text never contains it (see _neutralise), so a section cannot end the
 # block early and smuggle text into the instructions.
@@ -70,7 +70,7 @@ def content_words(text: str) -> list[str]:
 
 def remove_citation_markers(text: str) -> str:
     """Drop every bracketed number group: in source text they are footnotes, and would read as citations."""
-    return _CITATION_WITH_SPACE.sub("", text)
+    return _CITATION_RUN.sub("", text)
 
 
 # The prompt for an answer.
@@ -194,8 +194,8 @@ def parse_citations(text: str, *, allowed_ids: Iterable[int]) -> list[int]:
 
 
 def strip_unknown_citations(text: str, *, allowed_ids: Iterable[int]) -> str:
-    """`text` without the citations of ids outside `allowed_ids`: a group keeps its allowed ids, and a marker left
-    with none goes away together with the space before it."""
+    """`text` without the citations of ids outside `allowed_ids`: a group keeps its allowed ids, and a run of
+    markers left with none goes away together with the space before it ("claim [99]." -> "claim.")."""
     allowed = set(allowed_ids)
 
     def keep_allowed(match: re.Match[str]) -> str:
@@ -203,12 +203,18 @@ def strip_unknown_citations(text: str, *, allowed_ids: Iterable[int]) -> str:
         known = [section_id for section_id in ids if section_id in allowed]
         if known == ids:
             return match.group(0)
-        if not known:
-            return ""
-        space = match.group(0)[: match.group(0).index("[")]
-        return space + "[" + ", ".join(str(section_id) for section_id in known) + "]"
+        return "[" + ", ".join(str(section_id) for section_id in known) + "]" if known else ""
 
-    return _CITATION_WITH_SPACE.sub(keep_allowed, text)
+    def strip_run(match: re.Match[str]) -> str:
+        run = match.group(0)
+        space = run[: run.index("[")]
+        kept = CITATION.sub(keep_allowed, run[len(space) :])
+        if kept == run[len(space) :]:
+            return run
+        kept = " ".join(kept.split())
+        return space + kept if kept else ""
+
+    return _CITATION_RUN.sub(strip_run, text)
 
 
 # Follow-up questions as standalone search queries.

@@ -82,3 +82,39 @@ def synthetic_sections(count: int, *, per_film: int = 10, seed: int = 7) -> None
 def populated(db):  # noqa: ANN001, ANN201
     """A table of ~3,000 sections (rolled back after the test)."""
     return synthetic_sections(3000)
+
+
+from tests.fake_llm import fake_llm, fake_llm_server  # noqa: E402, F401
+
+
+@pytest.fixture(scope="session")
+def live_server_asgi(django_db_setup):  # noqa: ANN001, ANN201
+    from flickora.asgi import application
+    from tests.live import LiveASGIServer
+
+    server = LiveASGIServer(application).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def web(live_server_asgi, db):  # noqa: ANN001, ANN201
+    """An HTTP client of the live app with a CSRF cookie, like a browser that opened a page."""
+    import httpx
+
+    with httpx.Client(base_url=live_server_asgi.url, timeout=30) as client:
+        assert client.get("/").status_code == 200
+        client.headers["X-CSRFToken"] = client.cookies["csrftoken"]
+        yield client
+
+
+@pytest.fixture
+def llm(request, settings):  # noqa: ANN001, ANN201
+    """The fake OpenRouter server (reset for each test), configured as the app's LLM."""
+    fake_llm = request.getfixturevalue("fake_llm")
+    settings.LLM_BASE_URL = fake_llm.base_url
+    settings.OPENROUTER_API_KEY = "sk-or-test-secret-key-0000"
+    settings.LLM_MODEL = "test/model"
+    settings.LLM_TIMEOUT = 2.0
+    settings.LLM_CONNECT_TIMEOUT = 1.0
+    return fake_llm

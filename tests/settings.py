@@ -17,3 +17,12 @@ from flickora.settings import *  # noqa: E402, F403
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+# Tests share one database between the test process and the live ASGI server: no answer cache unless a test turns
+# it on, and rate limits no test reaches unless it lowers them.
+RESPONSE_CACHE_TTL = 0
+RATE_LIMIT_REQUESTS = 10_000
+RATE_LIMIT_IP_REQUESTS = 10_000
+# Plain HTTP on loopback: cookies marked Secure would never come back.
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
