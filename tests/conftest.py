@@ -111,10 +111,10 @@ def web(live_server_asgi, db):  # noqa: ANN001, ANN201
 @pytest.fixture
 def llm(request, settings):  # noqa: ANN001, ANN201
     """The fake OpenRouter server (reset for each test), configured as the app's LLM."""
-    fake_llm = request.getfixturevalue("fake_llm")
-    settings.LLM_BASE_URL = fake_llm.base_url
+    server = request.getfixturevalue("fake_llm")
+    settings.LLM_BASE_URL = server.base_url
     settings.OPENROUTER_API_KEY = "sk-or-test-secret-key-0000"
     settings.LLM_MODEL = "test/model"
     settings.LLM_TIMEOUT = 2.0
     settings.LLM_CONNECT_TIMEOUT = 1.0
-    return fake_llm
+    return server
