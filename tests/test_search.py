@@ -10,14 +10,22 @@ from django.core.management import call_command
 from django.db import connection
 
 from reports.models import MovieSection
-from reports.search import FILM_SQL, HYBRID_SQL, hybrid_params, search_all, search_movie, set_ef_search, vector_literal
+from reports.search import (
+    FILM_SQL,
+    HYBRID_SQL,
+    configure_cross_film_search,
+    hybrid_params,
+    search_all,
+    search_movie,
+    vector_literal,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def explain(sql: str, params: dict) -> str:  # noqa: ANN001
     with connection.cursor() as cursor:
-        set_ef_search(cursor, 64)
+        configure_cross_film_search(cursor, 64)
         cursor.execute("EXPLAIN " + sql, params)
         return "\n".join(row[0] for row in cursor.fetchall())
 
@@ -73,6 +81,12 @@ def test_the_cross_film_query_uses_the_hnsw_index_on_a_populated_table(populated
     )
     plan = explain(HYBRID_SQL, params)
     assert "Index Scan using section_embedding_hnsw on reports_moviesection" in plan
+
+
+def test_the_cross_film_query_uses_the_hnsw_index_on_a_small_table_too(sample_movies):
+    params = hybrid_params(vector=MovieSection.objects.first().embedding, text="war", k=6, per_film=2)
+    assert MovieSection.objects.count() < 100
+    assert "Index Scan using section_embedding_hnsw on reports_moviesection" in explain(HYBRID_SQL, params)
 
 
 def test_the_hnsw_index_is_built_with_the_seeds_parameters(db):
