@@ -38,6 +38,8 @@ FLUSH_SECONDS = 0.25
 # How often a follower re-reads a message another stream is writing.
 FOLLOW_POLL_SECONDS = 0.2
 SNIPPET_CHARS = 240
+# While the upstream is silent, wake up this often to send pings when due and to notice a stop request.
+IDLE_TICK_SECONDS = 0.5
 
 
 def llm_config() -> LLMConfig | None:
@@ -196,11 +198,26 @@ async def _follow(message_pk: int, offset: int) -> AsyncIterator[bytes]:
         await asyncio.sleep(FOLLOW_POLL_SECONDS)
 
 
+@dataclass(frozen=True)
+class TurnError:
+    code: str
+    message: str
+    retryable: bool
+    retry_after: float | None = None
+
+    @classmethod
+    def from_llm(cls, error: LLMError) -> "TurnError":
+        return cls(error.code, error.message, error.retryable, error.retry_after)
+
+
+INTERNAL_ERROR = TurnError("internal_error", "Something went wrong while answering. Please try again.", True)
+
+
 @dataclass
 class _State:
     content: str = ""
     status: str = Message.Status.FAILED
-    error: LLMError | None = None
+    error: TurnError | None = None
 
 
 async def _generate(message_pk: int, opened: float) -> AsyncIterator[bytes]:
@@ -213,16 +230,14 @@ async def _generate(message_pk: int, opened: float) -> AsyncIterator[bytes]:
             async for chunk in events:
                 yield chunk
     except LLMError as exc:
-        state.error, state.status = exc, Message.Status.FAILED
+        state.error, state.status = TurnError.from_llm(exc), Message.Status.FAILED
     except (asyncio.CancelledError, GeneratorExit):
         # The client went away: the upstream request was closed by the aclosing() above.
         state.status = Message.Status.STOPPED
         raise
     except Exception:
         logger.exception("Chat turn %s failed", turn.message.uuid)
-        state.error = LLMError(
-            "internal_error", "Something went wrong while answering. Please try again.", retryable=True
-        )
+        state.error = INTERNAL_ERROR
         state.status = Message.Status.FAILED
     finally:
         timings["total_ms"] = _ms(opened)
@@ -270,22 +285,29 @@ async def _answer(
     else:
         pieces = _aiter(offline.offline_answer(question=turn.question, hits=hits))
     timings["upstream_ms"] = _ms(opened)
-    last_flush = time.monotonic()
-    async with contextlib.aclosing(pieces):
-        async for piece in _with_pings(pieces):
-            if piece is None:
+    last_flush = last_sent = time.monotonic()
+    # Leaving the loop early (a stop) closes the ticker first (it may be waiting on the next piece), then the
+    # upstream request.
+    async with contextlib.aclosing(pieces), contextlib.aclosing(_with_ticks(pieces, IDLE_TICK_SECONDS)) as ticks:
+        async for piece in ticks:
+            now = time.monotonic()
+            if piece is not None:
+                if not state.content:
+                    timings["first_token_ms"] = _ms(opened)
+                state.content += piece
+                last_sent = now
+                yield sse_event("token", {"t": piece}, id=len(state.content))
+            elif now - last_sent >= settings.SSE_PING_SECONDS:
+                last_sent = now
                 yield sse_comment("ping")
-                continue
-            if not state.content:
-                timings["first_token_ms"] = _ms(opened)
-            state.content += piece
-            yield sse_event("token", {"t": piece}, id=len(state.content))
-            if time.monotonic() - last_flush >= FLUSH_SECONDS:
-                last_flush = time.monotonic()
+            if piece is None or now - last_flush >= FLUSH_SECONDS:
+                # Write the text so far; 0 rows means the stop endpoint ended the message: leaving this block
+                # closes the upstream request at once.
+                last_flush = now
                 still_ours = await Message.objects.filter(pk=message.pk, status=Message.Status.STREAMING).aupdate(
                     content=state.content
                 )
-                if not still_ours:  # the stop endpoint ended it: leaving closes the upstream request now
+                if not still_ours:
                     state.status = Message.Status.STOPPED
                     return
     if result.model:
@@ -364,15 +386,16 @@ async def _aiter(pieces: Iterator[str]) -> AsyncIterator[str]:
         yield piece
 
 
-async def _with_pings(pieces: AsyncIterator[str]) -> AsyncIterator[str | None]:
-    """The pieces, with a None every SSE_PING_SECONDS of upstream silence (so the stream can send a ping)."""
+async def _with_ticks(pieces: AsyncIterator[str], tick: float) -> AsyncIterator[str | None]:
+    """The pieces, with a None after every `tick` seconds of upstream silence: the caller uses those moments to
+    send pings and to notice a stop request while the upstream is quiet."""
     iterator = aiter(pieces)
-    pending: asyncio.Task[str] | None = None
+    pending: asyncio.Future[str] | None = None
     try:
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(anext(iterator))
-            done, _ = await asyncio.wait({pending}, timeout=settings.SSE_PING_SECONDS)
+            done, _ = await asyncio.wait({pending}, timeout=tick)
             if not done:
                 yield None
                 continue

@@ -26,3 +26,6 @@ RATE_LIMIT_IP_REQUESTS = 10_000
 # Plain HTTP on loopback: cookies marked Secure would never come back.
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
+
+# A test database per run, so that runs side by side (two terminals, a benchmark) never collide.
+DATABASES["default"]["TEST"] = {"NAME": f"test_flickora_{os.getpid()}"}  # noqa: F405

@@ -365,3 +365,21 @@ def test_the_all_films_chat_cites_several_films(web):
     assert len(films) >= 2
     assert Conversation.objects.get(uuid=payload["conversation"]).movie is None
     assert events[-1].data["status"] == "complete"
+
+
+def test_stop_ends_a_stream_whose_upstream_is_silent_within_a_second(web, llm):
+    llm.set_scenario("hang_after_headers", tokens=["first ", "never"], tokens_before=1)
+    started = ask(web, "Wait for it").json()
+    events = []
+    with web.stream("GET", started["stream"]) as response:
+        for event in iter_events(response):
+            events.append(event)
+            if event.event == "token":
+                asked = time.monotonic()
+                assert web.post(started["stop"]).json()["status"] == "stopped"
+        ended = time.monotonic()
+    assert ended - asked < 1.5
+    assert (events[-1].event, events[-1].data["status"]) == ("done", "stopped")
+    closed = llm.wait_for_closed_early(timeout=3)
+    assert closed is not None and closed.at - asked < 1.5
+    assert message_of(started).content == "first "
