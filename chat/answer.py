@@ -206,7 +206,7 @@ class TurnError:
     retry_after: float | None = None
 
     @classmethod
-    def from_llm(cls, error: LLMError) -> "TurnError":
+    def from_llm(cls, error: LLMError) -> TurnError:
         return cls(error.code, error.message, error.retryable, error.retry_after)
 
 
