@@ -26,7 +26,7 @@ from chat import offline, prompts
 from chat.models import Message
 from chat.rendering import render_answer
 from chat.sse import sse_comment, sse_event
-from llm import DEFAULT_BASE_URL, LLMConfig, LLMError, StreamResult, complete_chat, stream_chat
+from llm import LLMConfig, LLMError, StreamResult, complete_chat, config_from_settings, stream_chat
 from reports.embeddings import embed_query, normalize_query
 from reports.models import MovieSection, text_hash
 from reports.search import Hit, search_all, search_movie
@@ -44,18 +44,7 @@ IDLE_TICK_SECONDS = 0.5
 
 def llm_config() -> LLMConfig | None:
     """The configured LLM, or None for the offline answerer (no OpenRouter key and no base URL)."""
-    if not settings.OPENROUTER_API_KEY and not settings.LLM_BASE_URL:
-        return None
-    return LLMConfig(
-        model=settings.LLM_MODEL,
-        base_url=settings.LLM_BASE_URL or DEFAULT_BASE_URL,
-        api_key=settings.OPENROUTER_API_KEY or None,
-        fallback_models=tuple(settings.LLM_FALLBACK_MODELS),
-        connect_timeout=settings.LLM_CONNECT_TIMEOUT,
-        read_timeout=settings.LLM_TIMEOUT,
-        referer=settings.LLM_REFERER,
-        title=settings.LLM_TITLE,
-    )
+    return config_from_settings(settings)
 
 
 @dataclass

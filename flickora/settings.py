@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "reports",
     "chat",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -119,6 +120,10 @@ else:
     default_db["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": default_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "reports:movie_list"
+LOGOUT_REDIRECT_URL = "reports:movie_list"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -186,7 +191,7 @@ LLM_MODEL = os.environ.get("LLM_MODEL", "openai/gpt-4o-mini")
 LLM_TIMEOUT = env_float("LLM_TIMEOUT", 30.0)
 LLM_CONNECT_TIMEOUT = env_float("LLM_CONNECT_TIMEOUT", 5.0)
 LLM_FALLBACK_MODELS = env_list("LLM_FALLBACK_MODELS")
-LLM_REFERER = os.environ.get("LLM_REFERER", "https://github.com/flickora/flickora")
+LLM_REFERER = os.environ.get("LLM_REFERER", "")  # OpenRouter's app attribution headers (optional)
 LLM_TITLE = os.environ.get("LLM_TITLE", "flickora")
 
 # Chat.

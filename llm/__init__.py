@@ -6,6 +6,7 @@ from .client import (
     StreamResult,
     aclose_shared_client,
     complete_chat,
+    config_from_settings,
     shared_client,
     stream_chat,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "StreamResult",
     "aclose_shared_client",
     "complete_chat",
+    "config_from_settings",
     "shared_client",
     "stream_chat",
 ]

@@ -84,6 +84,26 @@ class LLMConfig:
         )
 
 
+def config_from_settings(settings: Any) -> LLMConfig | None:
+    """The LLM an app is configured with, read from an object with these attributes (Django's settings, say):
+    OPENROUTER_API_KEY, LLM_BASE_URL, LLM_MODEL, LLM_FALLBACK_MODELS, LLM_CONNECT_TIMEOUT, LLM_TIMEOUT, LLM_REFERER,
+    LLM_TITLE. None when neither a key nor a base URL is set: the app has no LLM."""
+    api_key = getattr(settings, "OPENROUTER_API_KEY", "") or None
+    base_url = getattr(settings, "LLM_BASE_URL", "") or None
+    if not api_key and not base_url:
+        return None
+    return LLMConfig(
+        model=settings.LLM_MODEL,
+        base_url=base_url or DEFAULT_BASE_URL,
+        api_key=api_key,
+        fallback_models=tuple(getattr(settings, "LLM_FALLBACK_MODELS", ())),
+        connect_timeout=float(getattr(settings, "LLM_CONNECT_TIMEOUT", 5.0)),
+        read_timeout=float(getattr(settings, "LLM_TIMEOUT", 30.0)),
+        referer=getattr(settings, "LLM_REFERER", "") or None,
+        title=getattr(settings, "LLM_TITLE", "") or None,
+    )
+
+
 @dataclass
 class StreamResult:
     """Filled in by `stream_chat` while it runs; read it after the iteration ends.
