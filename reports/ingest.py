@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from django.db import transaction
+from django.db.models import F
 from django.utils.text import slugify
 
 from reports import wikipedia
@@ -193,8 +194,20 @@ def draft_sections(title: str, text: str, *, count_tokens: Callable[[str], int])
     ]
 
 
-def _sync_sections(movie: Movie, drafts: list[SectionDraft], report: ImportReport) -> None:
-    existing = {section.position: section for section in MovieSection.objects.filter(movie=movie)}
+_KIND_ORDER = {kind: index for index, kind in enumerate(MovieSection.Kind.values)}
+
+
+def _sync_sections(movie: Movie, drafts: list[SectionDraft], report: ImportReport, *, source_changed: bool) -> None:
+    """Make the film's overview sections match `drafts`. Generated sections (other kinds) were written from the
+    source text: when it changed they are deleted, else they are kept and placed after the overview again."""
+    sections = MovieSection.objects.filter(movie=movie)
+    generated = sections.exclude(kind=MovieSection.Kind.OVERVIEW)
+    if source_changed:
+        report.sections_deleted += generated.delete()[0]
+    else:
+        # Out of the way of the re-split overview (past every position in use), placed back below.
+        generated.update(position=F("position") + 10_000)
+    existing = {section.position: section for section in sections.filter(kind=MovieSection.Kind.OVERVIEW)}
     to_create: list[MovieSection] = []
     to_update: list[MovieSection] = []
     for position, draft in enumerate(drafts):
@@ -210,13 +223,42 @@ def _sync_sections(movie: Movie, drafts: list[SectionDraft], report: ImportRepor
             content_hash,
         )
         (to_update if section.pk else to_create).append(section)
-    MovieSection.objects.bulk_create(to_create)
-    MovieSection.objects.bulk_update(to_update, ["kind", "heading", "content", "content_hash"])
     if existing:
         MovieSection.objects.filter(pk__in=[section.pk for section in existing.values()]).delete()
+    MovieSection.objects.bulk_create(to_create)
+    MovieSection.objects.bulk_update(to_update, ["kind", "heading", "content", "content_hash"])
     report.sections_created += len(to_create)
     report.sections_updated += len(to_update)
     report.sections_deleted += len(existing)
+    if not source_changed:
+        place_generated_sections(movie)
+
+
+def place_generated_sections(movie: Movie) -> None:
+    """Number the film's generated sections right after its overview, in report order, and refresh their content
+    hash (it includes the film's title, so a renamed film's sections get re-embedded).
+
+    Called after re-splitting the overview of a film whose source text did not change, and after generation.
+    """
+    sections = list(MovieSection.objects.filter(movie=movie).order_by("position"))
+    if not sections:
+        return
+    overview = MovieSection.Kind.OVERVIEW
+    first = max((s.position for s in sections if s.kind == overview), default=-1) + 1
+    generated = sorted((s for s in sections if s.kind != overview), key=lambda s: (_KIND_ORDER[s.kind], s.position))
+    targets = list(range(first, first + len(generated)))
+    hashes = [text_hash(f"{movie.title}. {s.heading}. {s.content}") for s in generated]
+    if [s.position for s in generated] == targets and [s.content_hash for s in generated] == hashes:
+        return
+    # (movie, position) is unique and Postgres checks it row by row, so sections that trade places stop on free
+    # positions first, past every section of the film.
+    parked = max(s.position for s in sections) + 1
+    for offset, section in enumerate(generated):
+        section.position = parked + offset
+    MovieSection.objects.bulk_update(generated, ["position"])
+    for section, position, content_hash in zip(generated, targets, hashes, strict=True):
+        section.position, section.content_hash = position, content_hash
+    MovieSection.objects.bulk_update(generated, ["position", "content_hash"])
 
 
 # Import.
@@ -246,6 +288,7 @@ def import_records(
         for record in progress(records, "Films"):
             movie = movies.get((record.source, record.source_key))
             fields = _movie_fields(record)
+            source_changed = False
             if movie is None:
                 movie = Movie(slug=_unique_slug(record, taken_slugs), **fields)
                 movie.save()
@@ -254,11 +297,13 @@ def import_records(
                 report.unchanged += 1
                 continue
             else:
+                source_changed = movie.source_hash != fields["source_hash"]
                 for name, value in fields.items():
                     setattr(movie, name, value)
                 movie.save()
                 report.updated += 1
-            _sync_sections(movie, draft_sections(movie.title, movie.source_text, count_tokens=count_tokens), report)
+            drafts = draft_sections(movie.title, movie.source_text, count_tokens=count_tokens)
+            _sync_sections(movie, drafts, report, source_changed=source_changed)
     return report
 
 

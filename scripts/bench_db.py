@@ -1,5 +1,5 @@
 """Database connections per request: psycopg's pool against persistent connections against a new connection
-per request, through the whole request cycle: uvicorn serving the ASGI app on loopback, the /healthz view running one query.
+per request, through the whole request cycle (uvicorn serving the ASGI app on loopback; /healthz runs one query).
 
     python scripts/bench_db.py [--requests 2000]
 

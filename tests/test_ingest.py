@@ -5,7 +5,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from reports import ingest, wikipedia
-from reports.models import Movie, MovieSection
+from reports.models import Movie, MovieSection, text_hash
 
 
 def test_sample_films_carry_year_and_director_from_the_prose(sample_movies):
@@ -156,3 +156,23 @@ def test_embed_sections_re_embeds_only_changed_sections(sample_movies):
     assert out.getvalue().startswith("Embedded 1 sections in ")
     section.refresh_from_db()
     assert section.embedded_hash == "changed"
+
+
+def test_generated_sections_survive_a_metadata_change_and_go_with_a_text_change(sample_movies):
+    movie = sample_movies["Citizen Kane"]
+    overview = MovieSection.objects.filter(movie=movie).count()
+    plot = MovieSection.objects.create(
+        movie=movie, kind="plot", position=overview, heading="Plot", content="Kane dies.", content_hash="x"
+    )
+    record = next(r for r in ingest.wikipedia_records()[0] if r.source_key == "Citizen Kane")
+    renamed = ingest.FilmRecord(**{**record.__dict__, "title": "Citizen Kane (restored)"})
+    report = ingest.import_records([renamed])
+    assert (report.updated, report.sections_deleted) == (1, 0)
+    plot.refresh_from_db()
+    assert (plot.kind, plot.position) == ("plot", overview)
+    assert plot.content_hash == text_hash("Citizen Kane (restored). Plot. Kane dies.")
+    rewritten = ingest.FilmRecord(**{**renamed.__dict__, "text": record.text + " A new sentence."})
+    report = ingest.import_records([rewritten])
+    assert report.updated == 1
+    assert not MovieSection.objects.filter(pk=plot.pk).exists()
+    assert set(MovieSection.objects.filter(movie=movie).values_list("kind", flat=True)) == {"overview"}
