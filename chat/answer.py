@@ -166,9 +166,22 @@ async def stream_message(*, message: Message, offset: int = 0) -> AsyncIterator[
 async def _follow(message_pk: int, offset: int) -> AsyncIterator[bytes]:
     """Replay a message another stream is writing (or has finished), from `offset` to its end."""
     sent_sources = False
-    last_sent = time.monotonic()
+    last_sent = last_growth = time.monotonic()
+    seen = -1
     while True:
         message = await Message.objects.aget(pk=message_pk)
+        if len(message.content) != seen:
+            seen, last_growth = len(message.content), time.monotonic()
+        elif message.status == Message.Status.STREAMING and time.monotonic() - last_growth > _stale_seconds():
+            # The process writing it died (a restart mid-answer): nothing will finish it but us.
+            await Message.objects.filter(pk=message_pk, status=Message.Status.STREAMING).aupdate(
+                status=Message.Status.FAILED,
+                error_code="stream_interrupted",
+                error_text="The answer was interrupted. Please try again.",
+                timings={"retryable": True},
+                finished_at=timezone.now(),
+            )
+            continue
         if not sent_sources and message.source_section_ids:
             hits = await sync_to_async(_hits_for)(message.source_section_ids)
             yield sse_event("sources", _sources_payload(hits))
@@ -400,6 +413,12 @@ async def _with_ticks(pieces: AsyncIterator[str], tick: float) -> AsyncIterator[
             pending.cancel()
             with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
                 await pending
+
+
+def _stale_seconds() -> float:
+    """How long a streaming message may stay unchanged before a follower declares its writer gone: longer than
+    the writer itself waits for a silent upstream before failing."""
+    return settings.LLM_TIMEOUT + 30
 
 
 def _ms(since: float) -> float:

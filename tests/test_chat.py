@@ -2,7 +2,9 @@
 embedder, and a real HTTP server speaking OpenRouter's streaming format."""
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -22,6 +24,21 @@ def ask_and_read(web: httpx.Client, question: str, **kwargs: str):  # noqa: ANN2
     assert started.status_code == 201, started.text
     response, raw, events = read_stream(web, started.json()["stream"])
     return started.json(), response, raw, events
+
+
+def committed(work: Callable[[], object]) -> None:
+    """Run ORM work on a connection of its own, committed at once (the test's own connection never commits)."""
+    from django.db import connection
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
 
 
 def message_of(payload: dict) -> Message:
@@ -383,3 +400,15 @@ def test_stop_ends_a_stream_whose_upstream_is_silent_within_a_second(web, llm):
     closed = llm.wait_for_closed_early(timeout=3)
     assert closed is not None and closed.at - asked < 1.5
     assert message_of(started).content == "first "
+
+
+def test_a_follower_fails_a_message_whose_writer_died(web, settings):
+    settings.LLM_TIMEOUT = -29.5  # a writer silent for half a second counts as gone
+    payload = ask(web, "Orphaned").json()
+    # As a writer that died would leave it (committed, outside this test's transaction).
+    committed(lambda: Message.objects.filter(uuid=payload["message"]).update(status="streaming", content="half an ans"))
+    _, _, events = read_stream(web, payload["stream"])
+    assert [e.event for e in events] == ["token", "error"]
+    assert (events[-1].data["code"], events[-1].data["retryable"]) == ("stream_interrupted", True)
+    message = message_of(payload)
+    assert (message.status, message.content) == ("failed", "half an ans")
