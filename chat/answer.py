@@ -258,7 +258,7 @@ async def _answer(
     vector = await sync_to_async(embed_query, thread_sensitive=False)(query)
     timings["embed_ms"] = _ms(started)
     hits.extend(await sync_to_async(_retrieve)(turn, query, vector))
-    timings["search_ms"] = _ms(started) - timings["embed_ms"]
+    timings["search_ms"] = round(_ms(started) - timings["embed_ms"], 2)
     message.source_section_ids = [hit.section_id for hit in hits]
     await Message.objects.filter(pk=message.pk).aupdate(source_section_ids=message.source_section_ids)
     yield sse_event("sources", _sources_payload(hits))
