@@ -12,7 +12,7 @@ install: $(VENV)/bin/activate system-packages
 	$(PIP) install --quiet --disable-pip-version-check --no-deps -r requirements-data.txt
 
 # Debian packages the tests use (a real Redis for the cache tests); installed when root, else listed.
-SYSTEM_PACKAGES := redis-server
+SYSTEM_PACKAGES := redis-server chromium
 system-packages:
 	@missing=""; for package in $(SYSTEM_PACKAGES); do \
 		dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; done; \

@@ -8,11 +8,16 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from chat import ratelimit
+from chat import history, ratelimit
 from chat.models import Conversation, Message
-from reports.models import Movie
+from chat.rendering import render_answer
+from reports.models import Movie, MovieSection
 
 TITLE_CHARS = 80
+SNIPPET_CHARS = 240
+# The session key the anonymous conversations were made under, kept in the session's data: login() gives the
+# session a new key but keeps its data, so the login receiver can still find them (accounts.signals).
+ANONYMOUS_KEY = "chat_session_key"
 
 
 def check_rate_limit(request: HttpRequest) -> ratelimit.Verdict:
@@ -39,7 +44,10 @@ def _session_key(request: HttpRequest) -> str:
     if not request.session.session_key:
         request.session["chat"] = True  # marks the session modified, so its cookie is sent
         request.session.save()
-    return request.session.session_key or ""
+    key = request.session.session_key or ""
+    if request.session.get(ANONYMOUS_KEY) != key:
+        request.session[ANONYMOUS_KEY] = key
+    return key
 
 
 @transaction.atomic
@@ -82,32 +90,93 @@ def _title(question: str) -> str:
 
 
 def ask_payload(answer: Message) -> dict[str, Any]:
+    return {"conversation": str(answer.conversation.uuid), "message": str(answer.uuid), **_answer_urls(answer)}
+
+
+def _answer_urls(answer: Message) -> dict[str, str]:
     return {
-        "conversation": str(answer.conversation.uuid),
-        "message": str(answer.uuid),
-        "stream": reverse("chat:stream", kwargs={"message_id": answer.uuid}),
-        "stop": reverse("chat:stop", kwargs={"message_id": answer.uuid}),
-        "regenerate": reverse("chat:regenerate", kwargs={"message_id": answer.uuid}),
+        name: reverse(f"chat:{name}", kwargs={"message_id": answer.uuid}) for name in ("stream", "stop", "regenerate")
     }
 
 
 def conversation_payload(conversation: Conversation) -> dict[str, Any]:
-    messages = conversation.messages.order_by("created_at", "id")
+    """The conversation as the chat panel restores it after a reload: each answer with its sources, its rendered
+    HTML once finished, and whether a regenerated answer replaced it."""
+    messages = list(conversation.messages.order_by("created_at", "id"))
+    uuids = {message.pk: str(message.uuid) for message in messages}
+    replaced = {message.regenerated_from_id for message in messages if message.regenerated_from_id}
+    section_ids = {section_id for message in messages for section_id in message.source_section_ids}
+    sections = (
+        MovieSection.objects.select_related("movie")
+        .only("id", "heading", "content", "movie__slug", "movie__title", "movie__year")
+        .in_bulk(section_ids)
+    )
+    movie = conversation.movie
     return {
         "conversation": str(conversation.uuid),
         "title": conversation.title,
-        "movie": conversation.movie.slug if conversation.movie_id else None,
+        "movie": movie.slug if movie else None,
+        "page": history.page_url(conversation),
         "messages": [
-            {
-                "id": str(message.uuid),
-                "role": message.role,
-                "status": message.status,
-                "content": message.content,
-                "error": {"code": message.error_code, "message": message.error_text} if message.error_code else None,
-                "stream": reverse("chat:stream", kwargs={"message_id": message.uuid})
-                if message.role == Message.Role.ASSISTANT
-                else None,
-            }
+            _message_payload(
+                message, sections, reply_to=uuids.get(message.reply_to_id), replaced=message.pk in replaced
+            )
             for message in messages
         ],
+    }
+
+
+def _message_payload(
+    message: Message, sections: dict[int, MovieSection], *, reply_to: str | None, replaced: bool
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "id": str(message.uuid),
+        "role": message.role,
+        "status": message.status,
+        "content": message.content,
+        "error": _error_payload(message),
+        "stream": None,
+    }
+    if message.role != Message.Role.ASSISTANT:
+        return payload
+    used = [sections[section_id] for section_id in message.source_section_ids if section_id in sections]
+    urls = {section.pk: section.get_absolute_url() for section in used}
+    finished_with_text = message.status in (Message.Status.COMPLETE, Message.Status.STOPPED)
+    payload.update(
+        {
+            **_answer_urls(message),
+            "reply_to": reply_to,
+            "replaced": replaced,
+            "sources": [_source_payload(section) for section in used],
+            "html": render_answer(message.content, section_urls=urls) if finished_with_text else None,
+            "provider": message.provider,
+            "cached": message.cached,
+        }
+    )
+    return payload
+
+
+def _error_payload(message: Message) -> dict[str, Any] | None:
+    if not message.error_code:
+        return None
+    return {
+        "code": message.error_code,
+        "message": message.error_text,
+        "retryable": bool(message.timings.get("retryable", False)),
+        "retry_after": message.timings.get("retry_after"),
+    }
+
+
+def _source_payload(section: MovieSection) -> dict[str, Any]:
+    """The same shape as a stream's `sources` event (its score is only known while retrieving)."""
+    text = section.content
+    return {
+        "id": section.pk,
+        "film": section.movie.title,
+        "year": section.movie.year,
+        "slug": section.movie.slug,
+        "url": section.get_absolute_url(),
+        "heading": section.heading,
+        "snippet": text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + "…",
+        "score": None,
     }

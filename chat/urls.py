@@ -10,4 +10,7 @@ urlpatterns = [
     path("chat/messages/<uuid:message_id>/stop/", views.stop, name="stop"),
     path("chat/messages/<uuid:message_id>/regenerate/", views.regenerate, name="regenerate"),
     path("chat/conversations/<uuid:conversation_id>/", views.conversation_detail, name="conversation"),
+    path("chat/history/", views.history_list, name="history"),
+    path("chat/conversations/<uuid:conversation_id>/delete/", views.delete_conversation, name="delete"),
+    path("chat/conversations/<uuid:conversation_id>/export.md", views.export_conversation, name="export"),
 ]

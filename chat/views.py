@@ -1,27 +1,31 @@
-"""Chat endpoints: ask (POST), stream (SSE), stop, regenerate, and a conversation's messages (JSON)."""
+"""Chat endpoints: ask (POST), stream (SSE), stop, regenerate, and a conversation's messages (JSON); the
+all-films chat page and the history of conversations (list, delete, export)."""
 
 from uuid import UUID
 
 from asgiref.sync import sync_to_async
+from django.contrib import messages
+from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404
-from django.views.decorators.http import require_GET, require_POST
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from chat import turns
+from chat import history, turns
 from chat.answer import stream_message
 from chat.forms import QuestionForm
 from chat.models import Conversation, Message
 from reports.models import Movie
 
-
-def _owner(request: HttpRequest) -> Q:
-    """What the requester owns: their account's conversations, or their anonymous session's."""
-    if request.user.is_authenticated:
-        return Q(user=request.user)
-    if not request.session.session_key:
-        return Q(pk__in=[])
-    return Q(user=None, session_key=request.session.session_key)
+# Questions offered in an empty all-films chat.
+ALL_FILMS_SUGGESTIONS = [
+    "A film about a samurai or a detective?",
+    "Which films are about memory and obsession?",
+    "Recommend a comedy from the 1930s.",
+    "Which films were shot in Japan?",
+]
+HISTORY_PAGE_SIZE = 30
 
 
 def _error(code: str, message: str, status: int, **extra: object) -> JsonResponse:
@@ -43,7 +47,7 @@ def _ask(request: HttpRequest, movie: Movie | None) -> JsonResponse:
     conversation = None
     if form.cleaned_data["conversation"]:
         conversation = (
-            Conversation.objects.filter(_owner(request), movie=movie)
+            Conversation.objects.filter(history.owner_filter(request), movie=movie)
             .filter(uuid=form.cleaned_data["conversation"])
             .first()
         )
@@ -61,14 +65,18 @@ def ask_movie(request: HttpRequest, slug: str) -> JsonResponse:
     return _ask(request, movie)
 
 
-@require_POST
-def ask_all(request: HttpRequest) -> JsonResponse:
-    return _ask(request, None)
+@require_http_methods(["GET", "POST"])
+@ensure_csrf_cookie  # the page's chat panel POSTs questions
+def ask_all(request: HttpRequest) -> HttpResponse:
+    """GET: the all-films chat page. POST: a question to the all-films chat (the JSON ask endpoint)."""
+    if request.method == "POST":
+        return _ask(request, None)
+    return render(request, "chat/all_films.html", {"suggestions": ALL_FILMS_SUGGESTIONS})
 
 
 @require_GET
 async def stream(request: HttpRequest, message_id: UUID) -> StreamingHttpResponse:
-    owner = await sync_to_async(_owner)(request)
+    owner = await sync_to_async(history.owner_filter)(request)
     message = await Message.objects.filter(
         uuid=message_id, role=Message.Role.ASSISTANT, conversation__in=Conversation.objects.filter(owner)
     ).afirst()
@@ -108,9 +116,39 @@ def regenerate(request: HttpRequest, message_id: UUID) -> JsonResponse:
 
 @require_GET
 def conversation_detail(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
-    conversation = get_object_or_404(Conversation, _owner(request), uuid=conversation_id)
+    conversation = get_object_or_404(
+        Conversation.objects.select_related("movie"), history.owner_filter(request), uuid=conversation_id
+    )
     return JsonResponse(turns.conversation_payload(conversation))
 
 
 def _owner_of_message(request: HttpRequest) -> Q:
-    return Q(conversation__in=Conversation.objects.filter(_owner(request)))
+    return Q(conversation__in=Conversation.objects.filter(history.owner_filter(request)))
+
+
+@require_GET
+def history_list(request: HttpRequest) -> HttpResponse:
+    conversations = history.conversations_of(history.owner_filter(request))
+    page = Paginator(conversations, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    for conversation in page.object_list:
+        conversation.page_url = history.page_url(conversation)
+    return render(request, "chat/history.html", {"page": page})
+
+
+@require_POST
+def delete_conversation(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+    conversation = get_object_or_404(Conversation, history.owner_filter(request), uuid=conversation_id)
+    conversation.delete()
+    messages.success(request, f"Deleted “{conversation}”.")
+    return redirect("chat:history")
+
+
+@require_GET
+def export_conversation(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+    conversation = get_object_or_404(
+        Conversation.objects.select_related("movie"), history.owner_filter(request), uuid=conversation_id
+    )
+    text = history.export_markdown(conversation, base_url=request.build_absolute_uri("/"))
+    response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{history.export_filename(conversation)}"'
+    return response

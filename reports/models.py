@@ -36,7 +36,11 @@ class Movie(models.Model):
 
     class Meta:
         ordering = ["title"]
-        indexes = [models.Index(fields=["year"])]
+        indexes = [
+            models.Index(fields=["year"]),
+            # Typo-tolerant title search (trigram similarity, and ILIKE for substrings) reads this index.
+            GinIndex(fields=["title"], name="movie_title_trgm", opclasses=["gin_trgm_ops"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.title} ({self.year})" if self.year else self.title

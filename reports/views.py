@@ -1,4 +1,7 @@
+from django.contrib.postgres.search import TrigramSimilarity, TrigramWordSimilarity
 from django.core.paginator import Paginator
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Greatest
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -6,20 +9,69 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from reports.models import Movie, MovieSection
 
 PAGE_SIZE = 48
+QUERY_CHARS = 200
+# Questions offered in an empty chat: each one is answered by a kind of section most reports have.
+FILM_SUGGESTIONS = [
+    "What is the film about?",
+    "Who directed it, and who stars in it?",
+    "How was it made?",
+    "How was it received?",
+]
+
+
+def search_movies(movies: QuerySet[Movie], query: str) -> QuerySet[Movie]:
+    """Titles that contain the query, or look like it (a typo, a missing word), the most similar first.
+
+    `%` (similarity) catches a misspelt whole title, `<%` (word similarity) a misspelt word inside a longer one,
+    and ILIKE keeps every exact substring even when it is too short to look similar. All three read the
+    trigram GIN index.
+    """
+    return (
+        movies.filter(
+            Q(title__trigram_similar=query) | Q(title__trigram_word_similar=query) | Q(title__icontains=query)
+        )
+        .annotate(
+            similarity=TrigramSimilarity("title", query),
+            rank=Greatest("similarity", TrigramWordSimilarity(query, "title")),
+        )
+        # Among titles that contain the query word for word, the closest as a whole first ("The Godfather"
+        # before "The Godfather Part II").
+        .order_by("-rank", "-similarity", "title")
+    )
+
+
+def _decade(raw: str) -> int | None:
+    return int(raw) if raw.isdigit() and len(raw) == 4 and raw.endswith("0") else None
 
 
 @ensure_csrf_cookie
 def movie_list(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip()[:200]
+    query = request.GET.get("q", "").strip()[:QUERY_CHARS]
+    decade = _decade(request.GET.get("decade", ""))
     movies = Movie.objects.only("slug", "title", "year", "director")
+    if decade:
+        movies = movies.filter(year__gte=decade, year__lt=decade + 10)
     if query:
-        movies = movies.filter(title__icontains=query)
+        movies = search_movies(movies, query)
     page = Paginator(movies, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "reports/movie_list.html", {"page": page, "query": query})
+    decades = (
+        Movie.objects.filter(year__isnull=False)
+        .values_list(F("year") / 10 * 10, flat=True)
+        .distinct()
+        .order_by(F("year") / 10 * 10)
+    )
+    context = {"page": page, "query": query, "decade": decade, "decades": list(decades)}
+    return render(request, "reports/movie_list.html", context)
 
 
 @ensure_csrf_cookie  # the page's chat panel POSTs questions
 def movie_detail(request: HttpRequest, slug: str) -> HttpResponse:
     movie = get_object_or_404(Movie, slug=slug)
     sections = MovieSection.objects.for_movie(movie).only("id", "kind", "heading", "content", "position")
-    return render(request, "reports/movie_detail.html", {"movie": movie, "sections": sections})
+    context = {
+        "movie": movie,
+        "sections": sections,
+        "decade": movie.year // 10 * 10 if movie.year else None,
+        "suggestions": FILM_SUGGESTIONS,
+    }
+    return render(request, "reports/movie_detail.html", context)

@@ -118,3 +118,58 @@ def llm(request, settings):  # noqa: ANN001, ANN201
     settings.LLM_TIMEOUT = 2.0
     settings.LLM_CONNECT_TIMEOUT = 1.0
     return server
+
+
+# Browser tests: Playwright for Python driving Debian's Chromium against the live ASGI server.
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):  # noqa: ANN001, ANN201
+    """Keep each phase's report on the test item (`item.rep_call`), so fixtures can tell a failed test."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def browser(live_server_asgi, db):  # noqa: ANN001, ANN201
+    """Chromium, started per test. Playwright's sync API keeps an event loop running in this thread while it is
+    open, and Django refuses synchronous database calls there: a browser per test (about a second) keeps that
+    window to the test's own body, after `db` is set up and before it is torn down. (Database reads in between
+    go through a worker thread.)"""
+    import os
+    from pathlib import Path
+
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing: install Debian's chromium (make system-packages)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(request, browser, live_server_asgi):  # noqa: ANN001, ANN201
+    """A page of a fresh browser context (its own cookies) on the live app; a screenshot in test-artifacts/ when
+    the test fails."""
+    from pathlib import Path
+
+    context = browser.new_context(base_url=live_server_asgi.url, viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is None or report.failed:
+        artifacts = Path(__file__).resolve().parent.parent / "test-artifacts"
+        artifacts.mkdir(exist_ok=True)
+        name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in request.node.nodeid)
+        page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
+    context.close()
