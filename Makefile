@@ -11,7 +11,8 @@ install: $(VENV)/bin/activate system-packages
 	$(PIP) install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(PIP) install --quiet --disable-pip-version-check --no-deps -r requirements-data.txt
 
-# Debian packages the tests use (a real Redis for the cache tests); installed when root, else listed.
+# Debian packages the tests use (Redis for the cache tests, Chromium for the browser tests); installed when root,
+# else listed.
 SYSTEM_PACKAGES := redis-server chromium
 system-packages:
 	@missing=""; for package in $(SYSTEM_PACKAGES); do \
