@@ -1,6 +1,7 @@
 """flickora settings: one file, everything environment-specific from the environment (see .env.example)."""
 
 import os
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -139,6 +140,10 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# Whitenoise serves files with a synchronous iterator; under ASGI Django warns on each one. Harmless for small
+# hashed static files (they are read in a worker thread), and the warning would flood the logs.
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
