@@ -15,11 +15,13 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from chat import offline, prompts
@@ -39,7 +41,7 @@ FLUSH_SECONDS = 0.25
 FOLLOW_POLL_SECONDS = 0.2
 SNIPPET_CHARS = 240
 # While the upstream is silent, wake up this often to send pings when due and to notice a stop request.
-IDLE_TICK_SECONDS = 0.5
+IDLE_TICK_SECONDS = 0.2
 
 
 def llm_config() -> LLMConfig | None:
@@ -155,12 +157,49 @@ async def stream_message(*, message: Message, offset: int = 0) -> AsyncIterator[
     claimed = await Message.objects.filter(pk=message.pk, status=Message.Status.PENDING).aupdate(
         status=Message.Status.STREAMING
     )
-    if claimed:
-        async for chunk in _generate(message.pk, opened):
-            yield chunk
-    else:
+    if not claimed:
         async for chunk in _follow(message.pk, offset):
             yield chunk
+        return
+    # The answer is written by a task of its own, so that it can outlive this response for a moment: a reloaded
+    # page follows it from the database and it goes on; if nobody does, it stops within a second.
+    listener = _Listener(message.pk)
+    task = asyncio.create_task(_generate(message.pk, opened, listener))
+    _writers.add(task)
+    task.add_done_callback(_writers.discard)
+    try:
+        while (chunk := await listener.queue.get()) is not None:
+            yield chunk
+    finally:
+        listener.leave()
+
+
+_writers: set[asyncio.Task[None]] = set()
+
+
+class _Listener:
+    """The response that opened the stream, as seen by the task writing the answer."""
+
+    def __init__(self, message_pk: int) -> None:
+        self.message_pk = message_pk
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.left_at: float | None = None
+
+    def send(self, chunk: bytes | None) -> None:
+        if self.left_at is None:
+            self.queue.put_nowait(chunk)
+
+    def leave(self) -> None:
+        if self.left_at is None:
+            self.left_at = time.monotonic()
+
+    async def abandoned(self) -> bool:
+        """True once the client has been gone for the grace period and no follower watches the message."""
+        grace = settings.CHAT_RECONNECT_GRACE_SECONDS
+        if self.left_at is None or time.monotonic() - self.left_at < grace:
+            return False
+        since = Now() - timedelta(seconds=grace)
+        return not await Message.objects.filter(pk=self.message_pk, watched_at__gte=since).aexists()
 
 
 async def _follow(message_pk: int, offset: int) -> AsyncIterator[bytes]:
@@ -170,6 +209,8 @@ async def _follow(message_pk: int, offset: int) -> AsyncIterator[bytes]:
     seen = -1
     while True:
         message = await Message.objects.aget(pk=message_pk)
+        if not message.is_finished:
+            await Message.objects.filter(pk=message_pk).aupdate(watched_at=Now())
         if len(message.content) != seen:
             seen, last_growth = len(message.content), time.monotonic()
         elif message.status == Message.Status.STREAMING and time.monotonic() - last_growth > _stale_seconds():
@@ -222,19 +263,20 @@ class _State:
     error: TurnError | None = None
 
 
-async def _generate(message_pk: int, opened: float) -> AsyncIterator[bytes]:
+async def _generate(message_pk: int, opened: float, listener: _Listener) -> None:
     turn = await sync_to_async(_load_turn)(message_pk)
     state = _State()
     timings: dict[str, Any] = {}
     hits: list[Hit] = []
+    message = turn.message
     try:
-        async with contextlib.aclosing(_answer(turn, state, hits, timings, opened)) as events:
+        async with contextlib.aclosing(_answer(turn, state, hits, timings, opened, listener)) as events:
             async for chunk in events:
-                yield chunk
+                listener.send(chunk)
     except LLMError as exc:
         state.error, state.status = TurnError.from_llm(exc), Message.Status.FAILED
-    except (asyncio.CancelledError, GeneratorExit):
-        # The client went away: the upstream request was closed by the aclosing() above.
+    except asyncio.CancelledError:
+        # The server is shutting down: the upstream request was closed by the aclosing() above.
         state.status = Message.Status.STOPPED
         raise
     except Exception:
@@ -245,11 +287,12 @@ async def _generate(message_pk: int, opened: float) -> AsyncIterator[bytes]:
         timings["total_ms"] = _ms(opened)
         message = await _finish(turn.message, state=state, hits=hits, timings=timings)
         _log_turn(message, timings)
-    yield _final_events(message, hits)
+        listener.send(_final_events(message, hits))
+        listener.send(None)
 
 
 async def _answer(
-    turn: Turn, state: _State, hits: list[Hit], timings: dict[str, Any], opened: float
+    turn: Turn, state: _State, hits: list[Hit], timings: dict[str, Any], opened: float, listener: _Listener
 ) -> AsyncIterator[bytes]:
     message = turn.message
     config = llm_config()
@@ -303,13 +346,13 @@ async def _answer(
                 last_sent = now
                 yield sse_comment("ping")
             if piece is None or now - last_flush >= FLUSH_SECONDS:
-                # Write the text so far; 0 rows means the stop endpoint ended the message: leaving this block
-                # closes the upstream request at once.
+                # Write the text so far. 0 rows means the stop endpoint ended the message; or the client left and
+                # nobody follows: either way, leaving this block closes the upstream request at once.
                 last_flush = now
                 still_ours = await Message.objects.filter(pk=message.pk, status=Message.Status.STREAMING).aupdate(
                     content=state.content
                 )
-                if not still_ours:
+                if not still_ours or await listener.abandoned():
                     state.status = Message.Status.STOPPED
                     return
     if result.model:

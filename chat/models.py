@@ -64,6 +64,9 @@ class Message(models.Model):
     timings = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Refreshed by streams that follow the answer while another one writes it (a reloaded page, a second tab): the
+    # writer keeps going while someone watches, and stops once nobody does.
+    watched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]

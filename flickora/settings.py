@@ -208,6 +208,10 @@ LLM_TITLE = os.environ.get("LLM_TITLE", "flickora")
 CHAT_MAX_QUESTION_CHARS = 2000
 CHAT_HISTORY_BUDGET_CHARS = env_int("CHAT_HISTORY_BUDGET_CHARS", 6000)
 SSE_PING_SECONDS = env_float("SSE_PING_SECONDS", 15.0)
+# When the browser leaves mid-answer, the answer goes on this long waiting for the page to come back (a reload)
+# before the upstream request is closed and the answer saved `stopped`. Longer lets slower reloads resume, at the
+# price of tokens generated after a tab is closed.
+CHAT_RECONNECT_GRACE_SECONDS = env_float("CHAT_RECONNECT_GRACE_SECONDS", 0.5)
 # Questions per window, per user or session and per IP address (shared by all processes, in the database).
 RATE_LIMIT_REQUESTS = env_int("RATE_LIMIT_REQUESTS", 20)
 RATE_LIMIT_IP_REQUESTS = env_int("RATE_LIMIT_IP_REQUESTS", 60)

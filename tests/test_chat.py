@@ -412,3 +412,22 @@ def test_a_follower_fails_a_message_whose_writer_died(web, settings):
     assert (events[-1].data["code"], events[-1].data["retryable"]) == ("stream_interrupted", True)
     message = message_of(payload)
     assert (message.status, message.content) == ("failed", "half an ans")
+
+
+def test_a_reload_that_reconnects_in_time_keeps_the_answer_going(web, llm):
+    llm.set_scenario("scripted", tokens=[f"part{n} " for n in range(20)], delay=0.05)
+    started = ask(web, "Survive a reload").json()
+    with web.stream("GET", started["stream"]) as response:
+        shown = ""
+        for event in iter_events(response):
+            if event.event == "token":
+                shown += event.data["t"]
+                if len(shown) > 10:
+                    break
+    # The reloaded page opens the stream again from what it had shown.
+    _, _, events = read_stream(web, started["stream"] + f"?from={len(shown)}")
+    assert (events[-1].event, events[-1].data["status"]) == ("done", "complete")
+    rest = "".join(e.data["t"] for e in events if e.event == "token")
+    assert shown + rest == "".join(f"part{n} " for n in range(20))
+    assert message_of(started).status == "complete"
+    assert llm.closed_early == []
