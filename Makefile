@@ -49,6 +49,8 @@ test: lint
 	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest
 
+# Retrieval, streams and ingest on their own embedded PostgreSQL (var/bench), quick (under 10 minutes on 2 cores):
+# bench/results.json, bench/results.md (also printed) and bench/latency.png. More: scripts/bench_all.py [--large].
 bench:
-	$(PY) scripts/bench_retrieval.py --quick
+	$(PY) scripts/bench_all.py --quick
 

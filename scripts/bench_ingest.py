@@ -1,0 +1,170 @@
+"""Ingest benchmark: `import_movies` into a fresh database, and sections embedded per second by batch size and
+torch thread count.
+
+    .venv/bin/python scripts/bench_ingest.py [--quick]
+
+The import runs the real command (`manage.py import_movies`: read and classify the bundled films, split them into
+sections, embed) into a new database `flickora_ingest` on the bench server, timed end to end. The sweep then embeds
+the same real sections (what the importer embeds: title, heading and text) through the app's embedder at each batch
+size and thread count, after one warm-up batch. Writes bench/ingest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_all import BENCH_DIR, PYTHON, ROOT, bench_env, database_url, recreate_database, write_json  # noqa: E402
+
+INGEST_DB = "flickora_ingest"
+BATCH_SIZES = (16, 32, 64, 128)
+THREADS = (1, 2)
+
+
+def run_import() -> dict[str, float | int]:
+    """The import command into a fresh database, as a user runs it (migrate first, not timed)."""
+    recreate_database(INGEST_DB)
+    env = bench_env(DATABASE_URL=database_url(INGEST_DB))
+    manage = [PYTHON, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "--noinput"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)  # noqa: S603
+    print("import_movies into a fresh database ...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    done = subprocess.run(  # noqa: S603
+        [*manage, "import_movies", "--no-progress"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - started
+    films = int(re.search(r"Films: (\d+) created", done.stdout).group(1))
+    sections = int(re.search(r"Embedded (\d+) sections", done.stdout).group(1))
+    command_seconds = float(re.search(r"Done in ([\d.]+) s", done.stdout).group(1))
+    return {
+        "films": films,
+        "sections": sections,
+        "seconds": round(seconds, 2),
+        # What the command reports itself (from its handle(): without interpreter start-up and Django set-up).
+        "command_seconds": command_seconds,
+        "sections_per_second": round(sections / seconds, 2),
+    }
+
+
+def sweep(sample: int, rounds: int) -> list[dict[str, float | int]]:
+    from bench_all import setup_django
+
+    setup_django(INGEST_DB)
+    from reports.embeddings import get_embedder
+    from reports.models import MovieSection
+
+    sections = list(MovieSection.objects.select_related("movie").order_by("id")[:sample])
+    texts = [section.embedding_text for section in sections]
+    embedder = get_embedder()
+    embedder.embed_batch(texts[:32], batch_size=32, threads=2)  # load the model, warm the kernels
+    rows = []
+    for threads in THREADS:
+        for batch_size in BATCH_SIZES:
+            best = 0.0
+            for _ in range(rounds):
+                started = time.perf_counter()
+                embedder.embed_batch(texts, batch_size=batch_size, threads=threads)
+                best = max(best, len(texts) / (time.perf_counter() - started))
+            rows.append({"threads": threads, "batch_size": batch_size, "sections_per_second": round(best, 1)})
+            print(f"  {threads} threads, batch {batch_size:>3}: {best:6.1f} sections/s", file=sys.stderr, flush=True)
+    return rows
+
+
+def what_if_bf16(sample: int, *, agreement: bool) -> dict[str, object]:
+    """The same embedder under bfloat16 autocast (CPUs with AVX512-BF16 or AMX run it natively): throughput, how
+    close its vectors are to float32's, and (with `agreement`) whether retrieval over the real corpus finds the same
+    top 10 for the benchmark's questions. Measures a change this benchmark recommends; the app embeds in float32."""
+    import numpy as np
+    import torch
+    from bench_retrieval import QUESTIONS
+
+    from reports.embeddings import get_embedder
+    from reports.models import MovieSection
+
+    texts = [s.embedding_text for s in MovieSection.objects.select_related("movie").order_by("id")]
+    model = get_embedder().model
+
+    def encode(items: list[str], batch_size: int, *, bf16: bool) -> np.ndarray:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            vectors = model.encode(items, batch_size=batch_size, normalize_embeddings=True, convert_to_tensor=True)
+        return vectors.float().numpy()
+
+    torch.set_num_threads(2)
+    reference = encode(texts[:sample], 16, bf16=False)
+    rows = []
+    for batch_size in BATCH_SIZES:
+        started = time.perf_counter()
+        vectors = encode(texts[:sample], batch_size, bf16=True)
+        rate = sample / (time.perf_counter() - started)
+        cosine = np.sum(vectors * reference, axis=1)
+        rows.append(
+            {
+                "threads": 2,
+                "batch_size": batch_size,
+                "sections_per_second": round(rate, 1),
+                "cosine_to_float32_mean": round(float(cosine.mean()), 6),
+                "cosine_to_float32_min": round(float(cosine.min()), 6),
+            }
+        )
+        print(f"  what-if bf16, 2 threads, batch {batch_size:>3}: {rate:6.1f} sections/s", file=sys.stderr, flush=True)
+    torch.set_num_threads(1)
+    query_ms = {}
+    for bf16 in (False, True):
+        timings = []
+        for question in QUESTIONS:
+            started = time.perf_counter()
+            encode([question], 1, bf16=bf16)
+            timings.append((time.perf_counter() - started) * 1000)
+        query_ms["bf16" if bf16 else "float32"] = round(sorted(timings)[len(timings) // 2], 2)
+    result: dict[str, object] = {"embedding": rows, "query_embed_ms_p50_one_thread": query_ms}
+    if agreement:
+        torch.set_num_threads(2)
+        top = {}
+        for bf16 in (False, True):
+            corpus = encode(texts, 16, bf16=bf16)
+            questions = encode(QUESTIONS, 16, bf16=bf16)
+            top[bf16] = np.argsort(-(questions @ corpus.T), axis=1)[:, :10]
+        overlap = [len(set(a) & set(b)) / 10 for a, b in zip(top[True], top[False], strict=True)]
+        result["recall_at_10_against_float32"] = round(float(np.mean(overlap)), 4)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="Fewer sections per sweep point (make bench).")
+    parser.add_argument("--sample", type=int, help="Sections embedded per sweep point (default 256, quick 128).")
+    options = parser.parse_args()
+    sample = options.sample or (128 if options.quick else 256)
+    rounds = 1 if options.quick else 2
+
+    imported = run_import()
+    print(
+        f"  {imported['films']} films, {imported['sections']} sections in {imported['seconds']:.1f} s "
+        f"({imported['sections_per_second']:.1f} sections/s)",
+        file=sys.stderr,
+    )
+    print(f"Embedding sweep: {sample} sections per point, best of {rounds}", file=sys.stderr, flush=True)
+    rows = sweep(sample, rounds)
+    print("What-if: bfloat16 autocast (not what the app does)", file=sys.stderr, flush=True)
+    what_if = what_if_bf16(sample, agreement=not options.quick)
+    write_json(
+        BENCH_DIR / "ingest.json",
+        {
+            "import": imported,
+            "embedding": rows,
+            "sample_sections": sample,
+            "rounds": rounds,
+            "quick": options.quick,
+            "what_if_bf16": what_if,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

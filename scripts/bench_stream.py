@@ -1,0 +1,670 @@
+"""Streaming benchmark: the web process exactly as the Procfile starts it, a fake OpenRouter streaming tokens at a
+set rate, and 100, 500 and 1,000 chat streams open at once from a separate client process.
+
+    .venv/bin/python scripts/bench_stream.py [--quick] [--levels 100,500,1000] [--tokens 200] [--rate 20]
+
+Three processes besides this one:
+- the fake LLM (tests/fake_llm.py's server, "bench" scenario), which numbers every token (" r<request>t<index>")
+  and records when it wrote each one and when each request arrived (time.monotonic is one clock for the machine);
+- the web process: the Procfile's `web:` line under `sh -c`, with HOST/PORT/WEB_CONCURRENCY, LLM_BASE_URL at the
+  fake LLM, no OpenRouter key, rate limits out of reach and the answer cache off;
+- the client (asyncio + httpx, no connection limit): for each stream a POST of a question to a film's chat (CSRF
+  cookie and header, a new anonymous session each), then, once every POST has answered, all the GETs of the streams
+  at once. It records the first byte of each stream and the arrival of every token.
+
+Per level: time to first SSE byte; the server's request-to-upstream time (Message.timings["upstream_ms"], read from
+the database) and the same seen from outside (GET sent to the fake LLM receiving the request); the added gap
+between tokens (the client's gap between two tokens minus the fake LLM's gap between writing them); errors; the
+peak RSS of each gunicorn worker; and the final status of every assistant message (each must be terminal).
+"One at a time" runs a few streams sequentially with nothing else going on. Writes bench/streams.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import random
+import re
+import resource
+import signal
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_all import (  # noqa: E402
+    BASE_DB,
+    BENCH_DIR,
+    DATA_DIR,
+    PYTHON,
+    ROOT,
+    bench_env,
+    machine,
+    percentiles,
+    prepare_base,
+    setup_django,
+    write_json,
+)
+
+LEVELS = (100, 500, 1000)
+TOKEN = re.compile(rb"r(\d+)t(\d+)")
+EVENT = re.compile(rb"^event: (\w+)$", re.MULTILINE)
+FILM_QUESTIONS = [
+    "What is the plot?",
+    "Who directed it?",
+    "Who are the main actors?",
+    "How was it received by critics?",
+    "When was it released?",
+    "Did it win any awards?",
+    "What is the film about?",
+    "How did it do at the box office?",
+    "Who wrote the screenplay?",
+    "Is it based on a book?",
+    "What genre is it?",
+    "What happens at the end?",
+    "Who is the main character?",
+    "What themes does it explore?",
+    "Why is it considered a classic?",
+]
+
+
+def raise_open_files_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+# The fake LLM (its own process).
+
+
+def serve_llm() -> None:
+    sys.path.insert(0, str(ROOT))
+    from tests.fake_llm import FakeLLMServer, RecordedRequest, _ClientGone, _Response
+
+    class BenchLLMServer(FakeLLMServer):
+        """The test server's "bench" scenario, with numbered tokens and the time each was written. Its sleeps
+        between tokens are plain sleeps: the test server polls every 10 ms for a client that left, which at 1,000
+        streams is 100,000 wake-ups a second of its own."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.numbers = itertools.count()
+            self.sent: dict[str, float] = {}
+            self.arrivals: dict[int, float] = {}
+
+        async def _respond(self, request: RecordedRequest, reader: Any, writer: Any) -> bool:
+            path = request.path.split("?")[0]
+            if path == "/bench/config":
+                self.set_scenario("bench", **(request.body or {}))
+                return await self._send_json(writer, 200, {"ok": True})
+            if path == "/bench/dump":
+                data = {"sent": self.sent, "arrivals": self.arrivals, "requests": len(self.requests)}
+                self.sent, self.arrivals = {}, {}
+                self.requests.clear()
+                self.closed_early.clear()
+                return await self._send_json(writer, 200, data)
+            return await super()._respond(request, reader, writer)
+
+        async def _send_tokens(
+            self, resp: _Response, tokens: list[str], *, delay: float = 0.0, split: bool = False
+        ) -> None:
+            number = next(self.numbers)
+            self.arrivals[number] = resp.request.at
+            for index in range(len(tokens)):
+                if index and delay:
+                    if self._client_gone(resp):
+                        raise _ClientGone
+                    await asyncio.sleep(delay)
+                token = f" r{number}t{index}"
+                await self._send_event(resp, self._chunk(resp, content=token, finish_reason=None))
+                self.sent[token.strip()] = time.monotonic()
+                resp.tokens_sent += 1
+
+    server = BenchLLMServer().start()
+    server.set_scenario("bench", n=200, tokens_per_second=20.0)
+    print(server.port, flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+
+
+# What-if: the web app with the fixes this benchmark recommends, applied by patching at start-up (never the app's
+# code). Served with `--what-if`, through the Procfile's line with the application swapped for this factory.
+
+
+def whatif_application() -> Any:
+    """flickora.asgi's application, with (1) each request's database connection handed back to the pool after
+    every synchronous database touch instead of at the end of the response (a stream holds one for its whole life,
+    so the pool of DB_POOL_MAX_SIZE=10 serves 10 streams per worker), and (2) no cap of 100 on the connections to
+    the LLM per worker (llm/client.py's httpx limits)."""
+    import functools
+
+    import httpx
+    from asgiref import sync
+
+    original_init = sync.SyncToAsync.__init__
+
+    def init(self: Any, func: Any, thread_sensitive: bool = True, *args: Any, **kwargs: Any) -> None:
+        from django.db import connections
+
+        if not thread_sensitive:  # the embedder's thread: it never touches the database
+            original_init(self, func, thread_sensitive, *args, **kwargs)
+            return
+
+        @functools.wraps(func)
+        def releasing(*call_args: Any, **call_kwargs: Any) -> Any:
+            try:
+                return func(*call_args, **call_kwargs)
+            finally:
+                for connection in connections.all(initialized_only=True):
+                    if connection.connection is not None and not connection.in_atomic_block:
+                        connection.close()
+
+        original_init(self, releasing, thread_sensitive, *args, **kwargs)
+
+    sync.SyncToAsync.__init__ = init
+    from llm import client
+
+    client._LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=100, keepalive_expiry=30.0)
+    from flickora.asgi import application
+
+    if os.environ.get("BENCH_FLUSH_SECONDS"):
+        # (3), optional: write the growing answer less often than every 0.25 s.
+        from chat import answer
+
+        answer.FLUSH_SECONDS = float(os.environ["BENCH_FLUSH_SECONDS"])
+    return application
+
+
+# The client (its own process).
+
+
+async def run_client(job: dict[str, Any]) -> dict[str, Any]:
+    import httpx
+
+    # Idle connections are dropped before uvicorn's 5 s keep-alive timeout would close them under a request.
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=2.0)
+    timeout = httpx.Timeout(connect=60.0, read=120.0, write=60.0, pool=None)
+    lags: list[float] = []
+    done = asyncio.Event()
+
+    async def watch_loop() -> None:
+        """How late this client's own event loop wakes up: its share of any delay it measures."""
+        while not done.is_set():
+            started = time.monotonic()
+            await asyncio.sleep(0.01)
+            lags.append((time.monotonic() - started - 0.01) * 1000)
+
+    # Questions and streams go through separate clients: each stream on a connection of its own, as a browser's
+    # EventSource opens it, never a keep-alive connection the server may be closing after a POST.
+    async with (
+        httpx.AsyncClient(base_url=job["url"], limits=limits, timeout=timeout) as client,
+        httpx.AsyncClient(base_url=job["url"], limits=limits, timeout=timeout) as streams_client,
+    ):
+        # The CSRF cookie a film page would set: a 32-character secret, sent back as cookie and header. (The pages
+        # themselves answer 500 with DEBUG off until collectstatic has written the static manifest, which this
+        # benchmark does not do in the repository.)
+        csrf = "".join(random.choices(string.ascii_letters + string.digits, k=32))  # noqa: S311
+
+        async def ask(number: int) -> dict[str, Any]:
+            slug = job["slugs"][number % len(job["slugs"])]
+            question = job["questions"][number % len(job["questions"])]
+            started = time.monotonic()
+            try:
+                response = await client.post(
+                    f"/movies/{slug}/chat/",
+                    data={"question": question},
+                    headers={"X-CSRFToken": csrf, "Cookie": f"csrftoken={csrf}"},
+                )
+            except httpx.HTTPError as exc:
+                return {"error": f"ask: {type(exc).__name__}", "post_ms": (time.monotonic() - started) * 1000}
+            post_ms = (time.monotonic() - started) * 1000
+            if response.status_code != 201:
+                return {"error": f"ask: HTTP {response.status_code}", "post_ms": post_ms}
+            payload = response.json()
+            return {
+                "message": payload["message"],
+                "stream": payload["stream"],
+                "session": response.cookies.get("sessionid"),
+                "post_ms": post_ms,
+            }
+
+        async def listen(stream: dict[str, Any]) -> None:
+            cookie = f"csrftoken={csrf}; sessionid={stream['session']}"
+            stream["t0"] = started = time.monotonic()
+            tokens: list[tuple[str, float]] = []
+            stream["tokens"] = tokens
+            buffer = b""
+            try:
+                async with streams_client.stream(
+                    "GET", stream["stream"], headers={"Cookie": cookie, "Accept": "text/event-stream"}
+                ) as response:
+                    stream["headers_ms"] = (time.monotonic() - started) * 1000
+                    if response.status_code != 200:
+                        stream["error"] = f"stream: HTTP {response.status_code}"
+                        return
+                    async for chunk in response.aiter_raw():
+                        now = time.monotonic()
+                        if "ttfb_ms" not in stream:
+                            stream["ttfb_ms"] = (now - started) * 1000
+                        buffer += chunk
+                        cut = buffer.rfind(b"\n\n")
+                        if cut < 0:
+                            continue
+                        complete, buffer = buffer[: cut + 2], buffer[cut + 2 :]
+                        for event in complete.split(b"\n\n"):
+                            name = EVENT.search(event)
+                            if name is None:
+                                continue
+                            if name.group(1) == b"token":
+                                tokens.extend((match.group(0).decode(), now) for match in TOKEN.finditer(event))
+                            elif name.group(1) in (b"done", b"error"):
+                                stream["final"] = name.group(1).decode()
+                                data = event.split(b"data: ", 1)[1].split(b"\n", 1)[0]
+                                stream["status"] = json.loads(data).get("status")
+            except httpx.HTTPError as exc:
+                stream["error"] = f"stream: {type(exc).__name__}"
+            stream["end_ms"] = (time.monotonic() - started) * 1000
+
+        watcher = asyncio.create_task(watch_loop())
+        semaphore = asyncio.Semaphore(64)
+
+        async def bounded_ask(number: int) -> dict[str, Any]:
+            async with semaphore:
+                return await ask(number)
+
+        streams: list[dict[str, Any]] = []
+        if job["sequential"]:
+            for number in range(job["count"]):
+                stream = await ask(number)
+                streams.append(stream)
+                if "error" not in stream:
+                    await listen(stream)
+        else:
+            posted = time.monotonic()
+            streams = list(await asyncio.gather(*(bounded_ask(number) for number in range(job["count"]))))
+            post_seconds = time.monotonic() - posted
+            opened = time.monotonic()
+            await asyncio.gather(*(listen(stream) for stream in streams if "error" not in stream))
+            job["post_seconds"] = post_seconds
+            job["stream_seconds"] = time.monotonic() - opened
+        done.set()
+        await watcher
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"streams": streams, "loop_lag_ms": percentiles(lags), "cpu_seconds": usage.ru_utime + usage.ru_stime, **job}
+
+
+def client_main(job_path: str) -> None:
+    raise_open_files_limit()
+    job = json.loads(Path(job_path).read_text())
+    result = asyncio.run(run_client(job))
+    Path(job["out"]).write_text(json.dumps(result))
+
+
+# The orchestrator (this process).
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def web_command() -> str:
+    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    return line.removeprefix("web:").strip()
+
+
+class Bench:
+    def __init__(
+        self, *, workers: int, tokens: int, rate: float, what_if: bool = False, flush_seconds: float | None = None
+    ) -> None:
+        self.workers = workers
+        self.what_if = what_if
+        self.flush_seconds = flush_seconds
+        self.tokens = tokens
+        self.rate = rate
+        self.llm: subprocess.Popen[str] | None = None
+        self.web: subprocess.Popen[bytes] | None = None
+        self.llm_url = ""
+        self.url = ""
+
+    def start(self) -> None:
+        self.llm = subprocess.Popen(  # noqa: S603
+            [PYTHON, __file__, "--serve-llm"], cwd=ROOT, env=bench_env(), stdout=subprocess.PIPE, text=True
+        )
+        port = int(self.llm.stdout.readline())
+        self.llm_url = f"http://127.0.0.1:{port}"
+        web_port = free_port()
+        self.url = f"http://127.0.0.1:{web_port}"
+        env = bench_env(
+            HOST="127.0.0.1",
+            PORT=str(web_port),
+            WEB_CONCURRENCY=str(self.workers),
+            LLM_BASE_URL=f"{self.llm_url}/api/v1",
+            OPENROUTER_API_KEY="",
+            RATE_LIMIT_REQUESTS="1000000",
+            RATE_LIMIT_IP_REQUESTS="1000000",
+            RESPONSE_CACHE_TTL="0",
+            BENCH_FLUSH_SECONDS=str(self.flush_seconds or ""),
+        )
+        log = open(DATA_DIR / "bench-web.log", "wb")  # noqa: SIM115 (kept open for the server's life)
+        command = web_command()
+        if self.what_if:
+            command = command.replace("flickora.asgi:application", "'bench_stream:whatif_application()'")
+            command += f" --pythonpath {ROOT / 'scripts'}"
+        self.web = subprocess.Popen(  # noqa: S603
+            ["sh", "-c", "exec " + command],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,  # noqa: S607
+        )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        import httpx
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.web.poll() is not None:
+                raise SystemExit(f"the web process exited ({self.web.returncode}); see {DATA_DIR / 'bench-web.log'}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.25)
+        raise SystemExit("the web process did not answer /healthz within 2 minutes")
+
+    def stop(self) -> None:
+        for process in (self.web, self.llm):
+            if process and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+    def configure_llm(self, *, tokens: int, rate: float) -> None:
+        import httpx
+
+        httpx.post(f"{self.llm_url}/bench/config", json={"n": tokens, "tokens_per_second": rate}).raise_for_status()
+
+    def llm_dump(self) -> dict[str, Any]:
+        import httpx
+
+        return httpx.get(f"{self.llm_url}/bench/dump", timeout=60).json()
+
+    def worker_processes(self) -> list[Any]:
+        import psutil
+
+        return psutil.Process(self.web.pid).children()
+
+    def run_level(self, *, count: int, sequential: bool, slugs: list[str]) -> dict[str, Any]:
+        import psutil
+
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "out.json"
+            job = {
+                "url": self.url,
+                "slugs": slugs,
+                "questions": FILM_QUESTIONS,
+                "count": count,
+                "sequential": sequential,
+                "out": str(out),
+            }
+            (Path(tmp) / "job.json").write_text(json.dumps(job))
+            workers = self.worker_processes()
+            cpu_before = {w.pid: sum(w.cpu_times()[:2]) for w in workers}
+            llm = psutil.Process(self.llm.pid)
+            llm_before = sum(llm.cpu_times()[:2])
+            machine_before = _cpu_ticks()
+            peak = {w.pid: 0 for w in workers}
+            started = time.monotonic()
+            client = subprocess.Popen([PYTHON, __file__, "--client", str(Path(tmp) / "job.json")], cwd=ROOT)  # noqa: S603
+            while client.poll() is None:
+                for worker in workers:
+                    with contextlib.suppress(psutil.Error):
+                        peak[worker.pid] = max(peak[worker.pid], worker.memory_info().rss)
+                time.sleep(0.2)
+            wall = time.monotonic() - started
+            if client.returncode:
+                raise SystemExit(f"the client failed ({client.returncode})")
+            result = json.loads(out.read_text())
+        cpu = {}
+        for worker in workers:
+            with contextlib.suppress(psutil.Error):
+                cpu[worker.pid] = sum(worker.cpu_times()[:2]) - cpu_before[worker.pid]
+        result["worker_rss_mb_peak"] = [round(peak[w.pid] / 2**20) for w in workers]
+        result["worker_cpu_percent"] = [round(seconds / wall * 100) for seconds in cpu.values()]
+        result["worker_cpu_seconds"] = round(sum(cpu.values()), 2)
+        busy, total = (after - before for after, before in zip(_cpu_ticks(), machine_before, strict=True))
+        result["harness_cpu_percent"] = {
+            "fake_llm": round((sum(llm.cpu_times()[:2]) - llm_before) / wall * 100),
+            "client": round(result["cpu_seconds"] / wall * 100),
+            "machine_busy_of_all_cores": round(busy / total * 100),
+        }
+        return result
+
+
+def _cpu_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+def analyse(result: dict[str, Any], llm: dict[str, Any], concurrency: int) -> dict[str, Any]:
+    from chat.models import Message
+
+    sent: dict[str, float] = llm["sent"]
+    arrivals = {int(number): at for number, at in llm["arrivals"].items()}
+    streams = result["streams"]
+    uuids = [stream["message"] for stream in streams if "message" in stream]
+    rows = {
+        str(uuid): (status, timings or {}, code)
+        for uuid, status, timings, code in Message.objects.filter(uuid__in=uuids).values_list(
+            "uuid", "status", "timings", "error_code"
+        )
+    }
+    statuses = Counter(status for status, _, _ in rows.values())
+    errors: Counter[str] = Counter()
+    ttfb, upstream, observed_upstream, gaps, delivery = [], [], [], [], []
+    server: dict[str, list[float]] = {"embed_ms": [], "search_ms": [], "first_token_ms": []}
+    for stream in streams:
+        if "error" in stream:
+            errors[stream["error"]] += 1
+        elif stream.get("status") != "complete":
+            errors[f"final event {stream.get('final')}: {stream.get('status')}"] += 1
+        elif len(stream["tokens"]) != result["tokens_expected"]:
+            errors[f"{len(stream['tokens'])} tokens of {result['tokens_expected']}"] += 1
+        row = rows.get(stream.get("message", ""))
+        if "ttfb_ms" in stream:
+            ttfb.append(stream["ttfb_ms"])
+        if row and row[1].get("upstream_ms") is not None:
+            upstream.append(row[1]["upstream_ms"])
+            for name in ("embed_ms", "search_ms", "first_token_ms"):
+                if row[1].get(name) is not None:
+                    server[name].append(row[1][name])
+        tokens = stream.get("tokens") or []
+        if tokens:
+            number = int(tokens[0][0][1:].split("t")[0])
+            if number in arrivals:
+                observed_upstream.append((arrivals[number] - stream["t0"]) * 1000)
+        for (previous, previous_at), (token, at) in itertools.pairwise(tokens):
+            if previous in sent and token in sent:
+                gaps.append(((at - previous_at) - (sent[token] - sent[previous])) * 1000)
+        for token, at in tokens:
+            if token in sent:
+                delivery.append((at - sent[token]) * 1000)
+    missing = len(uuids) - sum(statuses[s] for s in Message.TERMINAL)
+    delivered = sum(len(stream.get("tokens") or []) for stream in streams)
+    return {
+        "concurrency": concurrency,
+        "streams": len(streams),
+        "ttfb_ms": percentiles(ttfb),
+        "headers_ms": percentiles([s["headers_ms"] for s in streams if "headers_ms" in s]),
+        "post_ms": percentiles([s["post_ms"] for s in streams if "post_ms" in s]),
+        "upstream_ms": percentiles(upstream),
+        "upstream_observed_ms": percentiles(observed_upstream),
+        "server_timings_ms": {name: percentiles(values) for name, values in server.items()},
+        "added_gap_ms": percentiles(gaps),
+        "token_delivery_ms": percentiles(delivery),
+        "errors": sum(errors.values()),
+        "error_kinds": dict(errors),
+        "error_codes": dict(Counter(row[2] for row in rows.values() if row[2])),
+        "statuses": dict(statuses),
+        "not_terminal": missing,
+        "post_seconds": round(result.get("post_seconds", 0), 2),
+        "stream_seconds": round(result.get("stream_seconds", 0), 2),
+        "client_loop_lag_ms": result["loop_lag_ms"],
+        "worker_rss_mb_peak": result["worker_rss_mb_peak"],
+        "worker_cpu_percent": result["worker_cpu_percent"],
+        "tokens_delivered": delivered,
+        "streams_with_tokens": sum(1 for stream in streams if stream.get("tokens")),
+        # All the workers' CPU time over the level (asks, stream set-up, tokens, flushes) per token delivered: the
+        # cost that, times the tokens per second, must fit in the cores.
+        "worker_cpu_ms_per_token": round(result["worker_cpu_seconds"] * 1000 / delivered, 3) if delivered else None,
+        "harness_cpu_percent": result["harness_cpu_percent"],
+    }
+
+
+def wait_terminal(uuids: list[str], timeout: float = 30) -> None:
+    """Give the server time to write the final state of answers still streaming after the client is done. A message
+    still `pending` is one no stream ever claimed: it stays so (counted as not terminal)."""
+    from chat.models import Message
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not Message.objects.filter(uuid__in=uuids, status=Message.Status.STREAMING).exists():
+            return
+        time.sleep(0.5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="Fewer sequential streams (make bench).")
+    parser.add_argument("--levels", help="Comma-separated concurrency levels (default 100,500,1000).")
+    parser.add_argument("--tokens", type=int, default=200, help="Tokens per answer (default 200).")
+    parser.add_argument("--rate", type=float, default=20.0, help="Tokens per second from the fake LLM (default 20).")
+    parser.add_argument("--workers", type=int, default=2, help="WEB_CONCURRENCY (default 2, the Procfile's).")
+    parser.add_argument(
+        "--what-if",
+        action="store_true",
+        help="Serve the app with the recommended fixes patched in at start-up (see whatif_application); writes "
+        "bench/streams-whatif.json. Not part of make bench.",
+    )
+    parser.add_argument(
+        "--flush-seconds", type=float, help="With --what-if: also write the growing answer this often (app: 0.25 s)."
+    )
+    parser.add_argument("--serve-llm", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.serve_llm:
+        return serve_llm()
+    if options.client:
+        return client_main(options.client)
+
+    levels = [int(level) for level in options.levels.split(",")] if options.levels else list(LEVELS)
+    prepare_base()
+    setup_django(BASE_DB)
+    from django.db import connection
+
+    from chat.models import Conversation, Message
+    from reports.models import Movie
+
+    # Each run starts from no chats: the answers of earlier runs would only slow the queries down.
+    Conversation.objects.all().delete()
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE django_session, chat_ratecounter")
+    slugs = sorted(set(Movie.objects.filter(sections__isnull=False).values_list("slug", flat=True)))
+    random.Random(6).shuffle(slugs)
+    connection.close()
+    open_files = raise_open_files_limit()
+
+    bench = Bench(
+        workers=options.workers,
+        tokens=options.tokens,
+        rate=options.rate,
+        what_if=options.what_if,
+        flush_seconds=options.flush_seconds if options.what_if else None,
+    )
+    name = "streams"
+    if options.what_if:
+        name += "-whatif" + (f"-flush{options.flush_seconds:g}" if options.flush_seconds else "")
+    output = BENCH_DIR / f"{name}.json"
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "procfile": web_command(),
+        "what_if": options.what_if,
+        "what_if_flush_seconds": options.flush_seconds if options.what_if else None,
+        "workers": options.workers,
+        "tokens": options.tokens,
+        "tokens_per_second": options.rate,
+        "open_files_limit": open_files,
+        "levels": [],
+    }
+    try:
+        bench.start()
+        print(
+            f"Web process up at {bench.url} ({options.workers} workers), fake LLM at {bench.llm_url}", file=sys.stderr
+        )
+        # Warm up every worker (the model, the connection pools, the plans); not measured.
+        bench.configure_llm(tokens=3, rate=100)
+        bench.run_level(count=16, sequential=False, slugs=slugs)
+        bench.llm_dump()
+
+        sequential = 10 if options.quick else 30
+        bench.configure_llm(tokens=20, rate=options.rate)
+        raw = bench.run_level(count=sequential, sequential=True, slugs=slugs)
+        raw["tokens_expected"] = 20
+        wait_terminal([s["message"] for s in raw["streams"] if "message" in s])
+        results["unloaded"] = analyse(raw, bench.llm_dump(), 1)
+        results["unloaded"]["tokens"] = 20
+        _report(results["unloaded"], "one at a time")
+
+        for level in levels:
+            bench.configure_llm(tokens=options.tokens, rate=options.rate)
+            raw = bench.run_level(count=level, sequential=False, slugs=slugs)
+            raw["tokens_expected"] = options.tokens
+            wait_terminal([s["message"] for s in raw["streams"] if "message" in s])
+            analysed = analyse(raw, bench.llm_dump(), level)
+            results["levels"].append(analysed)
+            _report(analysed, f"{level} at once")
+            write_json(output, results)
+            connection.close()
+    finally:
+        bench.stop()
+    results["statuses_total"] = dict(Counter(Message.objects.filter(role="assistant").values_list("status", flat=True)))
+    write_json(output, results)
+
+
+def _report(level: dict[str, Any], label: str) -> None:
+    print(
+        f"  {label}: first byte p50 {level['ttfb_ms']['p50']} / p99 {level['ttfb_ms']['p99']} ms; upstream p50 "
+        f"{level['upstream_ms']['p50']} ms (seen from outside {level['upstream_observed_ms']['p50']} ms); added gap "
+        f"p50 {level['added_gap_ms']['p50']} / p99 {level['added_gap_ms']['p99']} ms; errors {level['errors']} "
+        f"{level['error_kinds'] or ''} {level['error_codes'] or ''}; statuses {level['statuses']}; worker RSS "
+        f"{level['worker_rss_mb_peak']} MB, CPU {level['worker_cpu_percent']} % "
+        f"({level['worker_cpu_ms_per_token']} ms per token); harness CPU "
+        f"{level['harness_cpu_percent']}; client loop lag p99 {level['client_loop_lag_ms']['p99']} ms",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
