@@ -3,7 +3,6 @@ all-films chat page and the history of conversations (list, delete, export)."""
 
 from uuid import UUID
 
-from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -13,7 +12,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chat import history, turns
-from chat.answer import stream_message
+from chat.answer import db, stream_message
 from chat.forms import QuestionForm
 from chat.models import Conversation, Message
 from reports.models import Movie
@@ -76,10 +75,13 @@ def ask_all(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 async def stream(request: HttpRequest, message_id: UUID) -> StreamingHttpResponse:
-    owner = await sync_to_async(history.owner_filter)(request)
-    message = await Message.objects.filter(
-        uuid=message_id, role=Message.Role.ASSISTANT, conversation__in=Conversation.objects.filter(owner)
-    ).afirst()
+    def find() -> Message | None:
+        owner = history.owner_filter(request)
+        return Message.objects.filter(
+            uuid=message_id, role=Message.Role.ASSISTANT, conversation__in=Conversation.objects.filter(owner)
+        ).first()
+
+    message = await db(find)
     if message is None:
         raise Http404("No such message.")
     offset = _offset(request.headers.get("Last-Event-ID") or request.GET.get("from"))

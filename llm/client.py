@@ -128,7 +128,9 @@ class StreamResult:
 _clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
 _clients_lock = threading.Lock()
 
-_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0)
+# Every open chat stream holds one upstream connection for its whole answer: the cap must be above the number of
+# streams a worker serves at once, or the extra ones wait for a free connection and time out (measured at 100).
+_LIMITS = httpx.Limits(max_connections=2000, max_keepalive_connections=100, keepalive_expiry=30.0)
 
 
 def shared_client() -> httpx.AsyncClient:

@@ -431,3 +431,17 @@ def test_a_reload_that_reconnects_in_time_keeps_the_answer_going(web, llm):
     assert shown + rest == "".join(f"part{n} " for n in range(20))
     assert message_of(started).status == "complete"
     assert llm.closed_early == []
+
+
+def test_more_streams_than_pooled_connections_are_all_served(web, llm, settings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    pool_size = connection.settings_dict["OPTIONS"]["pool"]["max_size"]
+    llm.set_scenario("bench", n=20, tokens_per_second=20)
+    started = [ask(web, f"Concurrent question {n}").json() for n in range(pool_size + 5)]
+    with ThreadPoolExecutor(len(started)) as pool:
+        results = list(pool.map(lambda payload: read_stream(web, payload["stream"]), started))
+    assert [response.status_code for response, _, _ in results] == [200] * len(started)
+    assert [events[-1].data["status"] for _, _, events in results] == ["complete"] * len(started)
