@@ -335,11 +335,14 @@ def _unique_slug(record: FilmRecord, taken: set[str]) -> str:
 # Embedding.
 
 
-def embed_sections(*, batch_size: int = 64, everything: bool = False, progress: Progress = _no_progress) -> int:
+def embed_sections(
+    *, batch_size: int | None = None, everything: bool = False, progress: Progress = _no_progress
+) -> int:
     """Embed the sections whose text changed since they were last embedded (all of them with `everything`)."""
     sections = MovieSection.objects.all() if everything else MovieSection.objects.needing_embedding()
     pending = list(sections.select_related("movie").only("id", "heading", "content", "content_hash", "movie__title"))
-    for batch in progress(list(_batches(pending, batch_size)), "Embedding batches"):
+    # Written back 256 at a time; the model itself reads `batch_size` texts at once (settings by default).
+    for batch in progress(list(_batches(pending, 256)), "Embedding batches"):
         vectors = embed_texts([section.embedding_text for section in batch], batch_size=batch_size)
         for section, vector in zip(batch, vectors, strict=True):
             section.embedding = vector
