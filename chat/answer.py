@@ -47,11 +47,6 @@ SNIPPET_CHARS = 240
 IDLE_TICK_SECONDS = 0.2
 
 
-def llm_config() -> LLMConfig | None:
-    """The configured LLM, or None for the offline answerer (no OpenRouter key and no base URL)."""
-    return config_from_settings(settings)
-
-
 @dataclass
 class Turn:
     message: Message
@@ -300,7 +295,7 @@ async def _answer(
     turn: Turn, state: _State, hits: list[Hit], timings: dict[str, Any], opened: float, listener: _Listener
 ) -> AsyncIterator[bytes]:
     message = turn.message
-    config = llm_config()
+    config = config_from_settings(settings)  # None: the offline answerer
     query = await _search_query(turn, config)
     started = time.perf_counter()
     vector = await sync_to_async(embed_query, thread_sensitive=False)(query)
