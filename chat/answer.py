@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
@@ -38,13 +38,9 @@ from reports.search import Hit, search_all, search_movie
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# How often the growing answer is written to the database while it streams (and a stop request noticed).
-FLUSH_SECONDS = 0.25
 # How often a follower re-reads a message another stream is writing.
 FOLLOW_POLL_SECONDS = 0.2
 SNIPPET_CHARS = 240
-# While the upstream is silent, wake up this often to send pings when due and to notice a stop request.
-IDLE_TICK_SECONDS = 0.2
 
 
 @dataclass
@@ -54,6 +50,14 @@ class Turn:
     history: list[tuple[str, str]]
     movie_id: int | None
     movie_title: str | None
+
+
+def _claim(message_pk: int) -> Turn | None:
+    """Take a pending message (pending → streaming) and load its turn; None when another stream already has it."""
+    claimed = Message.objects.filter(pk=message_pk, status=Message.Status.PENDING).update(
+        status=Message.Status.STREAMING
+    )
+    return _load_turn(message_pk) if claimed else None
 
 
 def _load_turn(message_pk: int) -> Turn:
@@ -152,23 +156,19 @@ async def stream_message(*, message: Message, offset: int = 0) -> AsyncIterator[
     opened = time.perf_counter()
     # First bytes at once, before any work: the browser and proxies see a live stream immediately.
     yield sse_event(retry=2000) + sse_comment("flickora")
-    claimed = await db(
-        lambda: Message.objects.filter(pk=message.pk, status=Message.Status.PENDING).update(
-            status=Message.Status.STREAMING
-        )
-    )
-    if not claimed:
+    turn = await db(functools.partial(_claim, message.pk))
+    if turn is None:
         async for chunk in _follow(message.pk, offset):
             yield chunk
         return
     # The answer is written by a task of its own, so that it can outlive this response for a moment: a reloaded
     # page follows it from the database and it goes on; if nobody does, it stops within a second.
-    listener = _Listener(message.pk)
-    task = asyncio.create_task(_generate(message.pk, opened, listener))
+    listener = _Listener()
+    task = asyncio.create_task(_generate(turn, opened, listener))
     _writers.add(task)
     task.add_done_callback(_writers.discard)
     try:
-        while (chunk := await listener.queue.get()) is not None:
+        async for chunk in listener.chunks():
             yield chunk
     finally:
         listener.leave()
@@ -180,26 +180,146 @@ _writers: set[asyncio.Task[None]] = set()
 class _Listener:
     """The response that opened the stream, as seen by the task writing the answer."""
 
-    def __init__(self, message_pk: int) -> None:
-        self.message_pk = message_pk
+    def __init__(self) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.left_at: float | None = None
+        self.last_sent = time.monotonic()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """What the writer sends, until its end (None). Events that wait together (under load) go in one write."""
+        ended = False
+        while not ended:
+            chunk = await self.queue.get()
+            if chunk is None:
+                return
+            while not self.queue.empty():
+                more = self.queue.get_nowait()
+                if more is None:
+                    ended = True
+                    break
+                chunk += more
+            yield chunk
 
     def send(self, chunk: bytes | None) -> None:
         if self.left_at is None:
             self.queue.put_nowait(chunk)
+            self.last_sent = time.monotonic()
 
     def leave(self) -> None:
         if self.left_at is None:
             self.left_at = time.monotonic()
 
-    async def abandoned(self) -> bool:
-        """True once the client has been gone for the grace period and no follower watches the message."""
+
+@dataclass(eq=False)
+class _Writing:
+    """An answer being written by this process, as the watch sees it."""
+
+    message_pk: int
+    listener: _Listener
+    state: _State
+    task: asyncio.Task[None]
+    flushed: int = 0  # characters of the text already in the database
+    stopping: bool = False
+
+    def stop(self) -> None:
+        """Stop writing (the message was ended elsewhere, or abandoned): cancelling the task closes the upstream
+        request at once, wherever the task is waiting."""
+        if not self.stopping:
+            self.stopping = True
+            self.task.cancel()
+
+
+class _Watch:
+    """Looks after every answer this process is writing, with one task per event loop and one database round trip
+    per tick for all of them, however many there are: it writes their growing texts (every CHAT_FLUSH_SECONDS),
+    notices the ones the stop endpoint ended and the ones whose client left without anybody following, and sends
+    pings on quiet streams. Per-answer timers and writes cost a thread hop and a query each, per answer; at a few
+    hundred streams per worker those took more CPU than the tokens themselves."""
+
+    def __init__(self) -> None:
+        self.writing: dict[int, _Writing] = {}
+        self.task: asyncio.Task[None] | None = None
+        self.last_flush = time.monotonic()
+
+    def add(self, writing: _Writing) -> None:
+        self.writing[writing.message_pk] = writing
+        if self.task is None or self.task.done():
+            # A context of its own: not the request's, whose thread goes away with the request.
+            self.task = asyncio.create_task(self._run(), context=contextvars.Context())
+
+    def remove(self, writing: _Writing) -> None:
+        if self.writing.get(writing.message_pk) is writing:
+            del self.writing[writing.message_pk]
+
+    async def _run(self) -> None:
+        while self.writing:
+            await asyncio.sleep(settings.CHAT_WATCH_SECONDS)
+            try:
+                await self.tick()
+            except Exception:
+                logger.exception("Watching the answers being written failed; trying again")
+
+    async def tick(self) -> None:
+        now = time.monotonic()
+        active = [w for w in self.writing.values() if not w.stopping]
+        ping = settings.SSE_PING_SECONDS
+        for writing in active:
+            listener = writing.listener
+            if listener.left_at is None and now - listener.last_sent >= ping:
+                listener.send(sse_comment("ping"))
+        flush = now - self.last_flush >= settings.CHAT_FLUSH_SECONDS
+        dirty = [(w, w.state.content) for w in active if flush and len(w.state.content) != w.flushed]
         grace = settings.CHAT_RECONNECT_GRACE_SECONDS
-        if self.left_at is None or time.monotonic() - self.left_at < grace:
-            return False
-        since = Now() - timedelta(seconds=grace)
-        return not await db(lambda: Message.objects.filter(pk=self.message_pk, watched_at__gte=since).exists())
+        left = [w.message_pk for w in active if w.listener.left_at is not None and now - w.listener.left_at >= grace]
+        if not active:
+            return
+        ended = await sync_to_async(_watch_round, thread_sensitive=False)(
+            [w.message_pk for w in active], [(w.message_pk, text) for w, text in dirty], left, grace
+        )
+        if flush:
+            self.last_flush = now
+        for writing, text in dirty:
+            writing.flushed = max(writing.flushed, len(text))
+        for message_pk in ended:
+            if writing := self.writing.get(message_pk):
+                writing.stop()
+
+
+def _watch_round(message_pks: list[int], texts: list[tuple[int, str]], left: list[int], grace: float) -> set[int]:
+    """One round trip for all the answers being written: save the growing texts (of messages still streaming), and
+    return the messages to stop: those no longer streaming (the stop endpoint ended them) and those whose client
+    left over `grace` seconds ago with nobody following them since."""
+    table = connection.ops.quote_name(Message._meta.db_table)
+    streaming = Message.Status.STREAMING
+    try:
+        with connection.cursor() as cursor:
+            if texts:
+                cursor.execute(
+                    f"UPDATE {table} AS m SET content = t.content "  # noqa: S608 (the table name is ours)
+                    "FROM unnest(%s::bigint[], %s::text[]) AS t(id, content) WHERE m.id = t.id AND m.status = %s",
+                    [[pk for pk, _ in texts], [text for _, text in texts], streaming],
+                )
+            cursor.execute(
+                f"SELECT id FROM {table} WHERE id = ANY(%s::bigint[]) AND (status <> %s OR ("  # noqa: S608
+                "id = ANY(%s::bigint[]) AND (watched_at IS NULL OR watched_at < now() - make_interval(secs => %s))))",
+                [message_pks, streaming, left, grace],
+            )
+            return {row[0] for row in cursor.fetchall()}
+    finally:
+        connection.close()
+
+
+_watches: dict[asyncio.AbstractEventLoop, _Watch] = {}
+
+
+def _watch_of_loop() -> _Watch:
+    loop = asyncio.get_running_loop()
+    watch = _watches.get(loop)
+    if watch is None:
+        for other in [other for other in _watches if other.is_closed()]:
+            del _watches[other]
+        watch = _watches[loop] = _Watch()
+    return watch
 
 
 async def _follow(message_pk: int, offset: int) -> AsyncIterator[bytes]:
@@ -263,27 +383,34 @@ class _State:
     error: TurnError | None = None
 
 
-async def _generate(message_pk: int, opened: float, listener: _Listener) -> None:
-    turn = await db(lambda: _load_turn(message_pk))
+async def _generate(turn: Turn, opened: float, listener: _Listener) -> None:
     state = _State()
     timings: dict[str, Any] = {}
     hits: list[Hit] = []
-    message = turn.message
+    watch = _watch_of_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    writing = _Writing(turn.message.pk, listener, state, task)
+    watch.add(writing)
     try:
-        async with contextlib.aclosing(_answer(turn, state, hits, timings, opened, listener)) as events:
+        async with contextlib.aclosing(_answer(turn, state, hits, timings, opened)) as events:
             async for chunk in events:
                 listener.send(chunk)
     except LLMError as exc:
         state.error, state.status = TurnError.from_llm(exc), Message.Status.FAILED
     except asyncio.CancelledError:
-        # The server is shutting down: the upstream request was closed by the aclosing() above.
+        # Stopped by the watch (the upstream request was closed by the aclosing() above), or the server is
+        # shutting down.
         state.status = Message.Status.STOPPED
-        raise
+        if not writing.stopping:
+            raise
+        task.uncancel()
     except Exception:
         logger.exception("Chat turn %s failed", turn.message.uuid)
         state.error = INTERNAL_ERROR
         state.status = Message.Status.FAILED
     finally:
+        watch.remove(writing)
         timings["total_ms"] = _ms(opened)
         message = await _finish(turn.message, state=state, hits=hits, timings=timings)
         _log_turn(message, timings)
@@ -292,7 +419,7 @@ async def _generate(message_pk: int, opened: float, listener: _Listener) -> None
 
 
 async def _answer(
-    turn: Turn, state: _State, hits: list[Hit], timings: dict[str, Any], opened: float, listener: _Listener
+    turn: Turn, state: _State, hits: list[Hit], timings: dict[str, Any], opened: float
 ) -> AsyncIterator[bytes]:
     message = turn.message
     config = config_from_settings(settings)  # None: the offline answerer
@@ -300,14 +427,17 @@ async def _answer(
     started = time.perf_counter()
     vector = await sync_to_async(embed_query, thread_sensitive=False)(query)
     timings["embed_ms"] = _ms(started)
-    hits.extend(await db(lambda: _retrieve(turn, query, vector)))
-    timings["search_ms"] = round(_ms(started) - timings["embed_ms"], 2)
-    message.source_section_ids = [hit.section_id for hit in hits]
-    await _update(message.pk, source_section_ids=message.source_section_ids)
-    yield sse_event("sources", _sources_payload(hits))
 
-    cache_key = _cache_key(turn, hits, config)
-    cached = await db(lambda: cache.get(cache_key)) if cache_key else None
+    def retrieve() -> dict[str, Any] | None:
+        """Find the sections, save them as the message's sources, and look the answer up in the cache."""
+        hits.extend(_retrieve(turn, query, vector))
+        timings["search_ms"] = round(_ms(started) - timings["embed_ms"], 2)
+        message.source_section_ids = [hit.section_id for hit in hits]
+        Message.objects.filter(pk=message.pk).update(source_section_ids=message.source_section_ids)
+        return cache.get(cache_key) if (cache_key := _cache_key(turn, hits, config)) else None
+
+    cached = await db(retrieve)
+    yield sse_event("sources", _sources_payload(hits))
     if cached:
         state.content, message.cached = cached["content"], True
         message.provider, message.model = cached["provider"], cached["model"]
@@ -330,33 +460,17 @@ async def _answer(
     else:
         pieces = _aiter(offline.offline_answer(question=turn.question, hits=hits))
     timings["upstream_ms"] = _ms(opened)
-    last_flush = last_sent = time.monotonic()
-    # Leaving the loop early (a stop) closes the ticker first (it may be waiting on the next piece), then the
-    # upstream request.
-    async with contextlib.aclosing(pieces), contextlib.aclosing(_with_ticks(pieces, IDLE_TICK_SECONDS)) as ticks:
-        async for piece in ticks:
-            now = time.monotonic()
-            if piece is not None:
-                if not state.content:
-                    timings["first_token_ms"] = _ms(opened)
-                state.content += piece
-                last_sent = now
-                yield sse_event("token", {"t": piece}, id=len(state.content))
-            elif now - last_sent >= settings.SSE_PING_SECONDS:
-                last_sent = now
-                yield sse_comment("ping")
-            if piece is None or now - last_flush >= FLUSH_SECONDS:
-                # Write the text so far. 0 rows means the stop endpoint ended the message; or the client left and
-                # nobody follows: either way, leaving this block closes the upstream request at once.
-                last_flush = now
-                still_ours = await _update(message.pk, only_status=Message.Status.STREAMING, content=state.content)
-                if not still_ours or await listener.abandoned():
-                    state.status = Message.Status.STOPPED
-                    return
+    # Stopping (the watch cancels this task) closes the upstream request at once.
+    async with contextlib.aclosing(pieces):
+        async for piece in pieces:
+            if not state.content:
+                timings["first_token_ms"] = _ms(opened)
+            state.content += piece
+            yield sse_event("token", {"t": piece}, id=len(state.content))
     if result.model:
         message.model = result.model
     state.status = Message.Status.COMPLETE
-    if cache_key:
+    if cache_key := _cache_key(turn, hits, config):
         entry = {"content": state.content, "provider": message.provider, "model": message.model}
         await db(lambda: cache.set(cache_key, entry, settings.RESPONSE_CACHE_TTL))
 
@@ -431,33 +545,6 @@ def _cache_key(turn: Turn, hits: Sequence[Hit], config: LLMConfig | None) -> str
 async def _aiter(pieces: Iterator[str]) -> AsyncIterator[str]:
     for piece in pieces:
         yield piece
-
-
-async def _with_ticks(pieces: AsyncIterator[str], tick: float) -> AsyncIterator[str | None]:
-    """The pieces, with a None after every `tick` seconds of upstream silence: the caller uses those moments to
-    send pings and to notice a stop request while the upstream is quiet."""
-    iterator = aiter(pieces)
-    pending: asyncio.Future[str] | None = None
-    try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(iterator))
-            done, _ = await asyncio.wait({pending}, timeout=tick)
-            if not done:
-                yield None
-                continue
-            try:
-                piece = pending.result()
-            except StopAsyncIteration:
-                return
-            finally:
-                pending = None
-            yield piece
-    finally:
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await pending
 
 
 async def db(work: Callable[[], T]) -> T:

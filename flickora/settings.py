@@ -191,6 +191,8 @@ EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 16)  # measured best on 2
 EMBEDDING_PRELOAD = env_bool("EMBEDDING_PRELOAD", default=True)
 # Batches (ingest) use every core: measured 33 sections/s with 2 threads against 17/s with 1.
 EMBEDDING_BATCH_THREADS = env_int("EMBEDDING_BATCH_THREADS", os.cpu_count() or 1)
+# auto: bfloat16 autocast where the CPU computes it natively (AVX512-BF16, AMX), else float32; or float32, bfloat16.
+EMBEDDING_DTYPE = os.environ.get("EMBEDDING_DTYPE", "").strip() or "auto"
 RETRIEVAL_TOP_K = env_int("RETRIEVAL_TOP_K", 6)
 RETRIEVAL_PER_FILM = env_int("RETRIEVAL_PER_FILM", 2)
 
@@ -212,6 +214,11 @@ SSE_PING_SECONDS = env_float("SSE_PING_SECONDS", 15.0)
 # before the upstream request is closed and the answer saved `stopped`. Longer lets slower reloads resume, at the
 # price of tokens generated after a tab is closed.
 CHAT_RECONNECT_GRACE_SECONDS = env_float("CHAT_RECONNECT_GRACE_SECONDS", 0.5)
+# Each process looks after the answers it is writing this often, all at once in one query: a stop from the stop
+# endpoint or a client gone for good is noticed within this, and the upstream request closed.
+CHAT_WATCH_SECONDS = env_float("CHAT_WATCH_SECONDS", 0.25)
+# How often a growing answer is saved while it streams (what a reloaded page catches up from).
+CHAT_FLUSH_SECONDS = env_float("CHAT_FLUSH_SECONDS", 1.0)
 # Questions per window, per user or session and per IP address (shared by all processes, in the database).
 RATE_LIMIT_REQUESTS = env_int("RATE_LIMIT_REQUESTS", 20)
 RATE_LIMIT_IP_REQUESTS = env_int("RATE_LIMIT_IP_REQUESTS", 60)

@@ -445,3 +445,64 @@ def test_more_streams_than_pooled_connections_are_all_served(web, llm, settings)
         results = list(pool.map(lambda payload: read_stream(web, payload["stream"]), started))
     assert [response.status_code for response, _, _ in results] == [200] * len(started)
     assert [events[-1].data["status"] for _, _, events in results] == ["complete"] * len(started)
+
+
+def test_one_watch_round_saves_the_texts_and_finds_the_answers_to_stop(web):
+    from django.db import connection
+    from django.db.models.functions import Now
+    from django.test.utils import CaptureQueriesContext
+
+    from chat.answer import _watch_round
+
+    pks = [message_of(ask(web, f"Watched question {n}").json()).pk for n in range(4)]
+    # 0, 1: streaming and followed just now; 2: ended by the stop endpoint; 3: streaming, followed by nobody.
+    committed(lambda: Message.objects.filter(pk__in=pks).update(status="streaming", watched_at=Now()))
+    committed(lambda: Message.objects.filter(pk=pks[2]).update(status="stopped", content="kept"))
+    committed(lambda: Message.objects.filter(pk=pks[3]).update(watched_at=None))
+    result: dict[str, object] = {}
+
+    def one_round() -> None:
+        with CaptureQueriesContext(connection) as queries:
+            texts = [(pks[0], "zero so far"), (pks[2], "too late"), (pks[3], "three")]
+            result["stop"] = _watch_round(pks, texts, [pks[1], pks[3]], 30.0)
+        result["queries"] = len(queries)
+
+    committed(one_round)
+    assert result == {"stop": {pks[2], pks[3]}, "queries": 2}
+    contents = dict(Message.objects.filter(pk__in=pks).values_list("pk", "content"))
+    assert [contents[pk] for pk in pks] == ["zero so far", "", "kept", "three"]
+
+
+def test_the_growing_answer_is_saved_while_it_streams(web, llm):
+    llm.set_scenario("bench", n=200, tokens_per_second=20)
+    started = ask(web, "Save it as you go").json()
+    with web.stream("GET", started["stream"]) as response:
+        shown = ""
+        for event in iter_events(response):
+            if event.event == "token":
+                shown += event.data["t"]
+                if shown.count("tok") == 40:  # two seconds of tokens: at least one save
+                    break
+        saved = message_of(started)
+    count = saved.content.count("tok")
+    assert saved.status == "streaming"
+    assert count >= 10
+    assert saved.content == "".join(f" tok{n}" for n in range(count))
+    assert llm.wait_for_closed_early(timeout=3) is not None  # nobody follows: it stops
+
+
+def test_stopping_one_of_several_streams_stops_that_one_only(web, llm):
+    from concurrent.futures import ThreadPoolExecutor
+
+    llm.set_scenario("bench", n=40, tokens_per_second=20)
+    started = [ask(web, f"Side by side {n}").json() for n in range(3)]
+    with ThreadPoolExecutor(len(started)) as pool:
+        streams = [pool.submit(read_stream, web, payload["stream"]) for payload in started]
+        deadline = time.monotonic() + 5
+        while not message_of(started[1]).content and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert web.post(started[1]["stop"]).json()["status"] == "stopped"
+        results = [stream.result() for stream in streams]
+    assert [events[-1].data["status"] for _, _, events in results] == ["complete", "stopped", "complete"]
+    assert [message_of(payload).status for payload in started] == ["complete", "stopped", "complete"]
+    assert len(llm.closed_early) == 1
