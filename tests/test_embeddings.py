@@ -1,7 +1,31 @@
 import numpy as np
 import pytest
+from django.conf import settings
 
-from reports.embeddings import DIMENSIONS, Embedder, QueryCache, get_embedder, normalize_query
+from reports.embeddings import (
+    DIMENSIONS,
+    Embedder,
+    QueryCache,
+    bfloat16_is_native,
+    get_embedder,
+    normalize_query,
+    resolve_dtype,
+)
+
+REAL_TEXTS = [
+    "Vertigo. Overview. A retired San Francisco detective suffering from acrophobia is hired to follow a woman.",
+    "Tokyo Story. Overview. An aging couple travel to Tokyo to visit their grown children, who have little time.",
+    "Who directed Seven Samurai?",
+    "Atanarjuat: The Fast Runner is a 2001 Canadian epic film directed by Zacharias Kunuk, in Inuktitut.",
+    "films about loneliness in a big city",
+    "2001: A Space Odyssey. Overview, part 2. HAL 9000 refuses: \"I'm sorry, Dave. I'm afraid I can't do that.\"",
+]
+
+
+def embedder_in(dtype: str) -> Embedder:
+    embedder = Embedder(threads=1, cache_size=0, dtype=dtype)
+    embedder._model = get_embedder().model  # share the loaded weights
+    return embedder
 
 
 def test_it_loads_the_model_once_per_process():
@@ -65,3 +89,37 @@ def test_similar_meanings_are_closer_than_unrelated_ones():
 
 def test_it_counts_word_pieces_with_the_special_tokens():
     assert get_embedder().count_tokens("Hello world") == 4
+
+
+def test_auto_is_bfloat16_only_where_the_cpu_computes_it_natively():
+    assert resolve_dtype("auto") == ("bfloat16" if bfloat16_is_native() else "float32")
+    assert (resolve_dtype("float32"), resolve_dtype("bfloat16")) == ("float32", "bfloat16")
+    assert get_embedder().dtype == resolve_dtype(settings.EMBEDDING_DTYPE)
+    with pytest.raises(ValueError, match="Unknown embedding dtype 'float16'"):
+        Embedder(threads=1, cache_size=0, dtype="float16")
+
+
+def test_float32_gives_exactly_what_the_model_encodes():
+    vectors = embedder_in("float32").embed_batch(REAL_TEXTS, batch_size=4, threads=2)
+    plain = get_embedder().model.encode(REAL_TEXTS, batch_size=4, normalize_embeddings=True, convert_to_numpy=True)
+    assert vectors.dtype == np.float32
+    assert np.array_equal(vectors, plain)
+
+
+def test_bfloat16_vectors_are_float32_normalised_and_within_cosine_0_9999_of_float32():
+    # Runs where bfloat16 is emulated too (slower there, which is why auto picks float32).
+    reference = embedder_in("float32").embed_batch(REAL_TEXTS, batch_size=4, threads=2)
+    vectors = embedder_in("bfloat16").embed_batch(REAL_TEXTS, batch_size=4, threads=2)
+    assert vectors.dtype == np.float32
+    assert not np.array_equal(vectors, reference)  # the setting switched the dtype the model ran in
+    assert np.abs(np.linalg.norm(vectors, axis=1) - 1).max() < 1e-6
+    assert float(np.sum(vectors * reference, axis=1).min()) > 0.9999
+    query = embedder_in("bfloat16").embed_query(REAL_TEXTS[2])
+    assert float(query @ reference[2]) > 0.9999
+
+
+def test_token_counts_match_the_models_own_tokenizer_past_its_128_token_default():
+    text = " ".join(REAL_TEXTS * 4)
+    expected = len(get_embedder().model.tokenizer(text, truncation=False)["input_ids"])
+    assert expected > 128
+    assert get_embedder().count_tokens(text) == expected

@@ -50,6 +50,30 @@ def test_changed_text_is_resplit_and_only_changed_sections_are_re_embedded(sampl
     assert after[-1].content.endswith("A line added at the end of the summary.")
 
 
+def test_new_films_get_numbered_sections_alongside_an_update(sample_movies):
+    tokyo = next(r for r in ingest.wikipedia_records()[0] if r.source_key == "Tokyo Story")
+    changed = ingest.FilmRecord(**{**tokyo.__dict__, "text": tokyo.text + " A new sentence."})
+    text = " ".join(
+        f"Sentence {n} of a long summary about a quiet harbour and its lighthouse keeper." for n in range(60)
+    )
+    new = ingest.FilmRecord(source="file", source_key="The Quiet Harbour", title="The Quiet Harbour", text=text)
+    report = ingest.import_records([changed, new])
+    assert (report.created, report.updated, report.unchanged) == (1, 1, 0)
+    harbour = Movie.objects.get(source_key="The Quiet Harbour")
+    sections = list(MovieSection.objects.for_movie(harbour))
+    assert [(s.position, s.heading) for s in sections] == [
+        (0, "Overview"),
+        (1, "Overview, part 2"),
+        (2, "Overview, part 3"),
+        (3, "Overview, part 4"),
+    ]
+    assert [s.content_hash for s in sections] == [text_hash(s.embedding_text) for s in sections]
+    assert " ".join(s.content for s in sections) == text
+    assert report.sections_created + report.sections_updated == 4 + 1
+    again = ingest.import_records([changed, new])
+    assert (again.created, again.updated, again.unchanged, again.sections_created) == (0, 0, 2, 0)
+
+
 @pytest.mark.django_db
 def test_the_whole_bundled_set_imports_and_skips_what_is_not_a_film():
     films, rejections = wikipedia.load_films()

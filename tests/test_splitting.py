@@ -39,3 +39,12 @@ def test_long_real_text_becomes_sections_the_model_reads_whole(sample_movies):
         assert embedder.count_tokens(f"{movie.title}. {draft.heading}. {draft.content}") <= MAX_TOKENS
     assert " ".join(d.content for d in drafts).split() == movie.source_text.split()
     assert [d.heading for d in drafts][:2] == ["Overview", "Overview, part 2"]
+
+
+def test_word_pieces_of_text_joined_by_spaces_add_up(sample_movies):
+    # What split_into_chunks relies on to count each sentence once.
+    count = get_embedder().count_tokens
+    sentences = split_sentences(sample_movies["Pyaasa"].source_text)
+    assert len(sentences) > 3
+    assert count(" ".join(sentences)) == sum(count(s) - count("") for s in sentences) + count("")
+    assert count("") == 2
