@@ -16,6 +16,7 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -31,7 +32,8 @@ from chat.models import Message
 from chat.rendering import render_answer
 from chat.sse import sse_comment, sse_event
 from llm import LLMConfig, LLMError, StreamResult, complete_chat, config_from_settings, stream_chat
-from reports.embeddings import embed_query, normalize_query
+from reports.batching import embed_query_async
+from reports.embeddings import normalize_query
 from reports.models import MovieSection, text_hash
 from reports.search import Hit, search_all, search_movie
 
@@ -273,7 +275,7 @@ class _Watch:
         left = [w.message_pk for w in active if w.listener.left_at is not None and now - w.listener.left_at >= grace]
         if not active:
             return
-        ended = await sync_to_async(_watch_round, thread_sensitive=False)(
+        ended = await sync_to_async(_watch_round, thread_sensitive=False, executor=_db_executor())(
             [w.message_pk for w in active], [(w.message_pk, text) for w, text in dirty], left, grace
         )
         if flush:
@@ -425,7 +427,7 @@ async def _answer(
     config = config_from_settings(settings)  # None: the offline answerer
     query = await _search_query(turn, config)
     started = time.perf_counter()
-    vector = await sync_to_async(embed_query, thread_sensitive=False)(query)
+    vector = await embed_query_async(query)
     timings["embed_ms"] = _ms(started)
 
     def retrieve() -> dict[str, Any] | None:
@@ -548,9 +550,12 @@ async def _aiter(pieces: Iterator[str]) -> AsyncIterator[str]:
 
 
 async def db(work: Callable[[], T]) -> T:
-    """Run ORM work in the request's thread and give the connection back to the pool at once. A stream lives for
-    minutes and mostly waits: holding a pooled connection for its whole life capped a worker at the pool's size of
-    open streams (measured: stream 11 of a 10-connection pool waited 10 s and failed)."""
+    """Run ORM work on the streams' database threads and give the connection back to the pool at once.
+
+    A stream lives for minutes and mostly waits: holding a pooled connection for its whole life capped a worker at
+    the pool's size of open streams (measured: stream 11 of a 10-connection pool waited 10 s and failed). Each call
+    stands alone (no transaction spans two), so any thread will do: a fixed set of them, as many as the pool has
+    connections, rather than a new thread for every request as Django's thread-sensitive default makes."""
 
     def run() -> T:
         try:
@@ -558,7 +563,17 @@ async def db(work: Callable[[], T]) -> T:
         finally:
             connection.close()
 
-    return await sync_to_async(run)()
+    return await sync_to_async(run, thread_sensitive=False, executor=_db_executor())()
+
+
+_db_pool: ThreadPoolExecutor | None = None
+
+
+def _db_executor() -> ThreadPoolExecutor:
+    global _db_pool
+    if _db_pool is None:
+        _db_pool = ThreadPoolExecutor(max(1, settings.DB_POOL_MAX), thread_name_prefix="chat-db")
+    return _db_pool
 
 
 async def _update(message_pk: int, *, only_status: str | None = None, **fields: Any) -> int:

@@ -1,3 +1,4 @@
+import logging
 import re
 
 import pytest
@@ -376,3 +377,19 @@ def test_a_conversation_exports_as_markdown(client, member, sample_movies):
             "",
         ]
     )
+
+
+def test_under_asgi_no_middleware_is_adapted_to_a_thread(caplog, settings):
+    from django.core.handlers.asgi import ASGIHandler
+
+    settings.DEBUG = True  # Django logs each adaptation in DEBUG only
+    with caplog.at_level(logging.DEBUG, logger="django.request"):
+        ASGIHandler()
+    assert [r.getMessage() for r in caplog.records if "adapted" in r.getMessage()] == []
+
+
+def test_static_files_are_served_through_asgi(web):
+    response = web.get("/static/js/chat.js")
+    assert (response.status_code, response.headers["content-type"]) == (200, 'text/javascript; charset="utf-8"')
+    assert "EventSource" in response.text
+    assert web.get("/static/no-such-file.js").status_code == 404
