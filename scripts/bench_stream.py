@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import os
 import random
 import re
 import resource
@@ -140,54 +139,6 @@ def serve_llm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     stop.wait()
     server.stop()
-
-
-# What-if: the web app with the fixes this benchmark recommends, applied by patching at start-up (never the app's
-# code). Served with `--what-if`, through the Procfile's line with the application swapped for this factory.
-
-
-def whatif_application() -> Any:
-    """flickora.asgi's application, with (1) each request's database connection handed back to the pool after
-    every synchronous database touch instead of at the end of the response (a stream holds one for its whole life,
-    so the pool of DB_POOL_MAX_SIZE=10 serves 10 streams per worker), and (2) no cap of 100 on the connections to
-    the LLM per worker (llm/client.py's httpx limits)."""
-    import functools
-
-    import httpx
-    from asgiref import sync
-
-    original_init = sync.SyncToAsync.__init__
-
-    def init(self: Any, func: Any, thread_sensitive: bool = True, *args: Any, **kwargs: Any) -> None:
-        from django.db import connections
-
-        if not thread_sensitive:  # the embedder's thread: it never touches the database
-            original_init(self, func, thread_sensitive, *args, **kwargs)
-            return
-
-        @functools.wraps(func)
-        def releasing(*call_args: Any, **call_kwargs: Any) -> Any:
-            try:
-                return func(*call_args, **call_kwargs)
-            finally:
-                for connection in connections.all(initialized_only=True):
-                    if connection.connection is not None and not connection.in_atomic_block:
-                        connection.close()
-
-        original_init(self, releasing, thread_sensitive, *args, **kwargs)
-
-    sync.SyncToAsync.__init__ = init
-    from llm import client
-
-    client._LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=100, keepalive_expiry=30.0)
-    from flickora.asgi import application
-
-    if os.environ.get("BENCH_FLUSH_SECONDS"):
-        # (3), optional: write the growing answer less often than every 0.25 s.
-        from chat import answer
-
-        answer.FLUSH_SECONDS = float(os.environ["BENCH_FLUSH_SECONDS"])
-    return application
 
 
 # The client (its own process).
@@ -330,12 +281,8 @@ def web_command() -> str:
 
 
 class Bench:
-    def __init__(
-        self, *, workers: int, tokens: int, rate: float, what_if: bool = False, flush_seconds: float | None = None
-    ) -> None:
+    def __init__(self, *, workers: int, tokens: int, rate: float) -> None:
         self.workers = workers
-        self.what_if = what_if
-        self.flush_seconds = flush_seconds
         self.tokens = tokens
         self.rate = rate
         self.llm: subprocess.Popen[str] | None = None
@@ -360,13 +307,9 @@ class Bench:
             RATE_LIMIT_REQUESTS="1000000",
             RATE_LIMIT_IP_REQUESTS="1000000",
             RESPONSE_CACHE_TTL="0",
-            BENCH_FLUSH_SECONDS=str(self.flush_seconds or ""),
         )
         log = open(DATA_DIR / "bench-web.log", "wb")  # noqa: SIM115 (kept open for the server's life)
         command = web_command()
-        if self.what_if:
-            command = command.replace("flickora.asgi:application", "'bench_stream:whatif_application()'")
-            command += f" --pythonpath {ROOT / 'scripts'}"
         self.web = subprocess.Popen(  # noqa: S603
             ["sh", "-c", "exec " + command],
             cwd=ROOT,
@@ -483,6 +426,11 @@ def analyse(result: dict[str, Any], llm: dict[str, Any], concurrency: int) -> di
     statuses = Counter(status for status, _, _ in rows.values())
     errors: Counter[str] = Counter()
     ttfb, upstream, observed_upstream, gaps, delivery = [], [], [], [], []
+    # Once every stream has its first token, all of them are open at once: the steady state of `concurrency`
+    # streams, apart from the burst of opening them (set-up work, question embeddings) that came before.
+    firsts = [stream["tokens"][0][1] for stream in streams if stream.get("tokens")]
+    all_open = max(firsts) if firsts else 0.0
+    steady_gaps: list[float] = []
     server: dict[str, list[float]] = {"embed_ms": [], "search_ms": [], "first_token_ms": []}
     for stream in streams:
         if "error" in stream:
@@ -507,6 +455,8 @@ def analyse(result: dict[str, Any], llm: dict[str, Any], concurrency: int) -> di
         for (previous, previous_at), (token, at) in itertools.pairwise(tokens):
             if previous in sent and token in sent:
                 gaps.append(((at - previous_at) - (sent[token] - sent[previous])) * 1000)
+                if previous_at >= all_open:
+                    steady_gaps.append(gaps[-1])
         for token, at in tokens:
             if token in sent:
                 delivery.append((at - sent[token]) * 1000)
@@ -522,6 +472,10 @@ def analyse(result: dict[str, Any], llm: dict[str, Any], concurrency: int) -> di
         "upstream_observed_ms": percentiles(observed_upstream),
         "server_timings_ms": {name: percentiles(values) for name, values in server.items()},
         "added_gap_ms": percentiles(gaps),
+        "added_gap_all_open_ms": percentiles(steady_gaps),
+        "all_open_after_s": round(all_open - min(stream["t0"] for stream in streams if "t0" in stream), 2)
+        if firsts
+        else None,
         "token_delivery_ms": percentiles(delivery),
         "errors": sum(errors.values()),
         "error_kinds": dict(errors),
@@ -561,15 +515,6 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=200, help="Tokens per answer (default 200).")
     parser.add_argument("--rate", type=float, default=20.0, help="Tokens per second from the fake LLM (default 20).")
     parser.add_argument("--workers", type=int, default=2, help="WEB_CONCURRENCY (default 2, the Procfile's).")
-    parser.add_argument(
-        "--what-if",
-        action="store_true",
-        help="Serve the app with the recommended fixes patched in at start-up (see whatif_application); writes "
-        "bench/streams-whatif.json. Not part of make bench.",
-    )
-    parser.add_argument(
-        "--flush-seconds", type=float, help="With --what-if: also write the growing answer this often (app: 0.25 s)."
-    )
     parser.add_argument("--serve-llm", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--client", help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -595,22 +540,11 @@ def main() -> None:
     connection.close()
     open_files = raise_open_files_limit()
 
-    bench = Bench(
-        workers=options.workers,
-        tokens=options.tokens,
-        rate=options.rate,
-        what_if=options.what_if,
-        flush_seconds=options.flush_seconds if options.what_if else None,
-    )
-    name = "streams"
-    if options.what_if:
-        name += "-whatif" + (f"-flush{options.flush_seconds:g}" if options.flush_seconds else "")
-    output = BENCH_DIR / f"{name}.json"
+    bench = Bench(workers=options.workers, tokens=options.tokens, rate=options.rate)
+    output = BENCH_DIR / "streams.json"
     results: dict[str, Any] = {
         "machine": machine(),
         "procfile": web_command(),
-        "what_if": options.what_if,
-        "what_if_flush_seconds": options.flush_seconds if options.what_if else None,
         "workers": options.workers,
         "tokens": options.tokens,
         "tokens_per_second": options.rate,
@@ -656,7 +590,9 @@ def _report(level: dict[str, Any], label: str) -> None:
     print(
         f"  {label}: first byte p50 {level['ttfb_ms']['p50']} / p99 {level['ttfb_ms']['p99']} ms; upstream p50 "
         f"{level['upstream_ms']['p50']} ms (seen from outside {level['upstream_observed_ms']['p50']} ms); added gap "
-        f"p50 {level['added_gap_ms']['p50']} / p99 {level['added_gap_ms']['p99']} ms; errors {level['errors']} "
+        f"p50 {level['added_gap_ms']['p50']} / p99 {level['added_gap_ms']['p99']} ms (once all open, after "
+        f"{level['all_open_after_s']} s: p50 {level['added_gap_all_open_ms'].get('p50')} / "
+        f"p99 {level['added_gap_all_open_ms'].get('p99')} ms); errors {level['errors']} "
         f"{level['error_kinds'] or ''} {level['error_codes'] or ''}; statuses {level['statuses']}; worker RSS "
         f"{level['worker_rss_mb_peak']} MB, CPU {level['worker_cpu_percent']} % "
         f"({level['worker_cpu_ms_per_token']} ms per token); harness CPU "
