@@ -108,7 +108,7 @@ def test_test_hnsw_index_reports_the_index_on_a_populated_table(populated):
     text = out.getvalue()
     assert "Index:        HNSW index used" in text
     assert "Plan line:    Index Scan using section_embedding_hnsw on reports_moviesection" in text
-    assert "ef_search:    64" in text
+    assert "ef_search:    150" in text
     rows = MovieSection.objects.count()
     assert f"Table:        reports_moviesection: {rows} rows, {rows} with embeddings" in text
     assert "over 3 runs" in text
@@ -154,7 +154,7 @@ def test_the_seeds_shell_form_runs_the_same_command(sample_movies):
     # The planner's choice on this small table can change between the two runs (autovacuum's ANALYZE), so each
     # run is checked against its own finding: exit status 0 exactly when it found the index used.
     for run in (direct, shell):
-        assert "ef_search:    64" in run.stdout, run.stderr[-1500:]
+        assert "ef_search:    150" in run.stdout, run.stderr[-1500:]
         assert "Verdict:" in run.stdout
         assert run.returncode == (0 if "Index:        HNSW index used" in run.stdout else 1)
 
