@@ -94,6 +94,8 @@ DEFAULT_CORPORA = {
     100_000: ("covariance", "small", "calibrated"),
     LARGE_SIZE: ("small",),
 }
+# --quick (make bench, under 10 minutes): one isotropic stress case at 100k, not two.
+QUICK_CORPORA = {**DEFAULT_CORPORA, 100_000: ("covariance", "small")}
 # The median cosine distance of a covariance copy to its source: that of the text-embedded copies (0.201 at 10k,
 # 0.208 at 30k), with which the covariance model reproduces the text-embedded corpus's recall and latency at every
 # ef_search. (Calibrated on the real sections' nearest section of another film instead, 0.51, `--covariance-distance
@@ -798,11 +800,14 @@ def _hnsw_used(query: str) -> bool:
         return any(HNSW_INDEX in row[0] for row in cursor.fetchall())
 
 
-def corpora_to_build(sizes: Sequence[int], models: Sequence[str] | None, real_count: int) -> list[tuple[int, str]]:
+def corpora_to_build(
+    sizes: Sequence[int], models: Sequence[str] | None, real_count: int, *, quick: bool = False
+) -> list[tuple[int, str]]:
     """(size, model) in order: by size, then in the order of MODELS."""
     corpora: list[tuple[int, str]] = []
+    defaults = QUICK_CORPORA if quick else DEFAULT_CORPORA
     for size in sorted(sizes):
-        chosen = models or DEFAULT_CORPORA.get(size, ("covariance",))
+        chosen = models or defaults.get(size, ("covariance",))
         if size <= real_count:
             chosen = chosen[:1]  # real sections only: the model makes no difference
         corpora += [(size, model) for model in sorted(chosen, key=MODELS.index)]
@@ -903,7 +908,7 @@ def main() -> None:
         }
         extra_queries = title_questions(real, options.recall_queries, random.Random(0))
         query_vectors = np.stack([embed_query(query) for query in [*QUESTIONS, *extra_queries]])
-        for size, model in corpora_to_build(sizes, models, len(real)):
+        for size, model in corpora_to_build(sizes, models, len(real), quick=options.quick):
             print(f"Corpus of {size:,} sections ({model}): loading ...", file=sys.stderr, flush=True)
             info, vectors, ids = load_corpus(conn, size, real, vector_models, model)
             info["geometry"] = geometry(vectors, query_vectors)

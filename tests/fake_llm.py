@@ -254,7 +254,7 @@ class FakeLLMServer:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
-        server = await asyncio.start_server(self._on_connection, self.host, 0)
+        server = await asyncio.start_server(self._on_connection, self.host, 0, backlog=4096)
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         try:
