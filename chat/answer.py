@@ -414,9 +414,9 @@ async def _generate(turn: Turn, opened: float, listener: _Listener) -> None:
     finally:
         watch.remove(writing)
         timings["total_ms"] = _ms(opened)
-        message = await _finish(turn.message, state=state, hits=hits, timings=timings)
+        message, final = await _finish(turn.message, state=state, hits=hits, timings=timings)
         _log_turn(message, timings)
-        listener.send(_final_events(message, hits))
+        listener.send(final)
         listener.send(None)
 
 
@@ -477,8 +477,12 @@ async def _answer(
         await db(lambda: cache.set(cache_key, entry, settings.RESPONSE_CACHE_TTL))
 
 
-async def _finish(message: Message, *, state: _State, hits: Sequence[Hit], timings: dict[str, Any]) -> Message:
-    """Write the terminal state once. A message the stop endpoint already ended stays `stopped`, with the text."""
+async def _finish(
+    message: Message, *, state: _State, hits: Sequence[Hit], timings: dict[str, Any]
+) -> tuple[Message, bytes]:
+    """Write the terminal state once (a message the stop endpoint already ended stays `stopped`, with the text), and
+    make its final event. The answer's Markdown is rendered there too, off the event loop: a few hundred answers
+    ending together rendered on the loop held up the tokens of all the others."""
     fields: dict[str, Any] = {
         "content": state.content,
         "cited_section_ids": prompts.parse_citations(state.content, allowed_ids={hit.section_id for hit in hits}),
@@ -493,11 +497,12 @@ async def _finish(message: Message, *, state: _State, hits: Sequence[Hit], timin
         fields["timings"] = {**timings, "retryable": state.error.retryable, "retry_after": state.error.retry_after}
     open_states = [Message.Status.STREAMING, Message.Status.PENDING]
 
-    def write() -> Message:
+    def write() -> tuple[Message, bytes]:
         updated = Message.objects.filter(pk=message.pk, status__in=open_states).update(status=state.status, **fields)
         if not updated:
             Message.objects.filter(pk=message.pk).update(**fields)
-        return Message.objects.get(pk=message.pk)
+        finished = Message.objects.get(pk=message.pk)
+        return finished, _final_events(finished, hits)
 
     return await db(write)
 
