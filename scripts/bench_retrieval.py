@@ -51,7 +51,7 @@ import random
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,7 @@ from bench_all import (  # noqa: E402
     BASE_DB,
     BENCH_DIR,
     DATA_DIR,
+    FILM_QUESTIONS,
     admin_connection,
     machine,
     percentiles,
@@ -163,31 +164,6 @@ QUESTIONS = [
     "movies that were box office failures but became cult classics",
     "Which films are adaptations of Stephen King novels?",
 ]
-
-# Questions about one film (asked on a film's page).
-FILM_QUESTIONS = [
-    "What is the plot?",
-    "Who directed it?",
-    "Who are the main actors?",
-    "How was it received by critics?",
-    "When was it released?",
-    "Did it win any awards?",
-    "What is the film about?",
-    "How did it do at the box office?",
-    "Who wrote the screenplay?",
-    "Is it based on a book?",
-    "What genre is it?",
-    "Where was it filmed?",
-    "What happens at the end?",
-    "Who is the main character?",
-    "Was there a sequel?",
-    "What themes does it explore?",
-    "Who composed the music?",
-    "How long did the production take?",
-    "What is its legacy?",
-    "Why is it considered a classic?",
-]
-
 
 # Questions about one named film, asked across all films: the extra recall queries (--recall-queries).
 TITLE_QUESTIONS = [
@@ -440,18 +416,13 @@ def load_corpus(
     conn.execute("TRUNCATE reports_moviesection")
     conn.execute("DELETE FROM reports_movie WHERE source_key LIKE %s", [SYNTHETIC_KEY + "%"])
     kept = real[:size]
-    with (
-        conn.cursor() as cursor,
-        cursor.copy(
-            "COPY reports_moviesection (id, movie_id, kind, position, heading, content, content_hash, embedding, "
-            "embedded_hash) FROM STDIN WITH (FORMAT BINARY)"
-        ) as copy,
-    ):
-        copy.set_types(["int8", "int8", "text", "int2", "text", "text", "text", "vector", "text"])
-        for s in kept:
-            copy.write_row(
-                (s.id, s.movie_id, s.kind, s.position, s.heading, s.content, s.content_hash, s.vector, s.embedded_hash)
-            )
+    _copy_sections(
+        conn,
+        (
+            (s.id, s.movie_id, s.kind, s.position, s.heading, s.content, s.content_hash, s.vector, s.embedded_hash)
+            for s in kept
+        ),
+    )
     vectors = models.real[: len(kept)]
     ids = np.array([section.id for section in kept], dtype=np.int64)
     synthetic = size - len(kept)
@@ -536,6 +507,28 @@ def _copy_synthetic(
             "SELECT source_key, id FROM reports_movie WHERE source_key LIKE %s", [SYNTHETIC_KEY + "%"]
         ).fetchall()
     )
+    _copy_sections(
+        conn,
+        (
+            (
+                first_id + number,
+                movie_ids[f"{SYNTHETIC_KEY}{section.film}"],
+                section.kind,
+                section.position,
+                section.heading,
+                section.content,
+                section.content_hash,
+                vector,
+                section.content_hash,
+            )
+            for number, (section, vector) in enumerate(zip(plan, vectors, strict=True))
+        ),
+    )
+
+
+def _copy_sections(conn: Any, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Binary COPY of section rows: (id, movie_id, kind, position, heading, content, content_hash, embedding,
+    embedded_hash)."""
     with (
         conn.cursor() as cursor,
         cursor.copy(
@@ -544,20 +537,8 @@ def _copy_synthetic(
         ) as copy,
     ):
         copy.set_types(["int8", "int8", "text", "int2", "text", "text", "text", "vector", "text"])
-        for number, (section, vector) in enumerate(zip(plan, vectors, strict=True)):
-            copy.write_row(
-                (
-                    first_id + number,
-                    movie_ids[f"{SYNTHETIC_KEY}{section.film}"],
-                    section.kind,
-                    section.position,
-                    section.heading,
-                    section.content,
-                    section.content_hash,
-                    vector,
-                    section.content_hash,
-                )
-            )
+        for row in rows:
+            copy.write_row(row)
 
 
 # Geometry: what makes nearest-neighbour search hard (distances, local intrinsic dimension).

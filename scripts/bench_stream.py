@@ -47,6 +47,7 @@ from bench_all import (  # noqa: E402
     BASE_DB,
     BENCH_DIR,
     DATA_DIR,
+    FILM_QUESTIONS,
     PYTHON,
     ROOT,
     bench_env,
@@ -60,23 +61,6 @@ from bench_all import (  # noqa: E402
 LEVELS = (100, 500, 1000)
 TOKEN = re.compile(rb"r(\d+)t(\d+)")
 EVENT = re.compile(rb"^event: (\w+)$", re.MULTILINE)
-FILM_QUESTIONS = [
-    "What is the plot?",
-    "Who directed it?",
-    "Who are the main actors?",
-    "How was it received by critics?",
-    "When was it released?",
-    "Did it win any awards?",
-    "What is the film about?",
-    "How did it do at the box office?",
-    "Who wrote the screenplay?",
-    "Is it based on a book?",
-    "What genre is it?",
-    "What happens at the end?",
-    "Who is the main character?",
-    "What themes does it explore?",
-    "Why is it considered a classic?",
-]
 
 
 def raise_open_files_limit() -> int:

@@ -66,18 +66,7 @@ def plot_retrieval(axis: Any, retrieval: dict[str, Any]) -> None:
         ("per film, cached question", "tab:olive", "v", ("per_film", "cached")),
     ]
     for label, color, marker, keys in series:
-        for stat, style, alpha in (("p50", "-", 1.0), ("p99", ":", 0.6)):
-            points = [(size, _get(c, *keys, stat)) for size, c in zip(sizes, corpora, strict=True)]
-            points = [(x, y) for x, y in points if y is not None]
-            if points:
-                axis.plot(
-                    *zip(*points, strict=True),
-                    marker=marker,
-                    color=color,
-                    linestyle=style,
-                    alpha=alpha,
-                    label=f"{label} p50" if stat == "p50" else None,
-                )
+        _p50_and_p99(axis, sizes, corpora, keys, label=label, color=color, marker=marker, label_p99=False)
     for target, text in ((15, "target 15 ms (new question)"), (3, "target 3 ms (cached)")):
         axis.axhline(target, color="grey", linestyle="--", linewidth=0.8)
         axis.text(sizes[0], target * 1.08, text, color="grey", fontsize=7)
@@ -137,18 +126,7 @@ def plot_streams(axis: Any, streams: dict[str, Any]) -> None:
         ("client loop lag", "tab:gray", "x", "client_loop_lag_ms"),
     ]
     for label, color, marker, key in series:
-        for stat, style, alpha in (("p50", "-", 1.0), ("p99", ":", 0.6)):
-            points = [(n, _get(level, key, stat)) for n, level in zip(counts, levels, strict=True)]
-            points = [(x, y) for x, y in points if y is not None]
-            if points:
-                axis.plot(
-                    *zip(*points, strict=True),
-                    marker=marker,
-                    color=color,
-                    linestyle=style,
-                    alpha=alpha,
-                    label=f"{label} {stat}",
-                )
+        _p50_and_p99(axis, counts, levels, (key,), label=label, color=color, marker=marker, label_p99=True)
     axis.axhline(100, color="grey", linestyle="--", linewidth=0.8)
     axis.axhline(20, color="grey", linestyle="--", linewidth=0.8)
     axis.set_xscale("log")
@@ -175,6 +153,32 @@ def plot_streams(axis: Any, streams: dict[str, Any]) -> None:
     )
     axis.grid(True, which="both", alpha=0.3)
     axis.legend(fontsize=6, loc="upper left")
+
+
+def _p50_and_p99(
+    axis: Any,
+    xs: list[Any],
+    items: list[dict[str, Any]],
+    keys: tuple[str, ...],
+    *,
+    label: str,
+    color: str,
+    marker: str,
+    label_p99: bool,
+) -> None:
+    """A solid p50 line and a dotted p99 line of the value at `keys` of each item, skipping missing points."""
+    for stat, style, alpha in (("p50", "-", 1.0), ("p99", ":", 0.6)):
+        points = [(x, _get(item, *keys, stat)) for x, item in zip(xs, items, strict=True)]
+        points = [(x, y) for x, y in points if y is not None]
+        if points:
+            axis.plot(
+                *zip(*points, strict=True),
+                marker=marker,
+                color=color,
+                linestyle=style,
+                alpha=alpha,
+                label=f"{label} {stat}" if stat == "p50" or label_p99 else None,
+            )
 
 
 def main() -> None:
