@@ -264,6 +264,8 @@ class _Watch:
     async def tick(self) -> None:
         now = time.monotonic()
         active = [w for w in self.writing.values() if not w.stopping]
+        if not active:
+            return
         ping = settings.SSE_PING_SECONDS
         for writing in active:
             listener = writing.listener
@@ -273,11 +275,8 @@ class _Watch:
         dirty = [(w, w.state.content) for w in active if flush and len(w.state.content) != w.flushed]
         grace = settings.CHAT_RECONNECT_GRACE_SECONDS
         left = [w.message_pk for w in active if w.listener.left_at is not None and now - w.listener.left_at >= grace]
-        if not active:
-            return
-        ended = await sync_to_async(_watch_round, thread_sensitive=False, executor=_db_executor())(
-            [w.message_pk for w in active], [(w.message_pk, text) for w, text in dirty], left, grace
-        )
+        texts = [(w.message_pk, text) for w, text in dirty]
+        ended = await db(functools.partial(_watch_round, [w.message_pk for w in active], texts, left, grace))
         if flush:
             self.last_flush = now
         for writing, text in dirty:
@@ -293,22 +292,19 @@ def _watch_round(message_pks: list[int], texts: list[tuple[int, str]], left: lis
     left over `grace` seconds ago with nobody following them since."""
     table = connection.ops.quote_name(Message._meta.db_table)
     streaming = Message.Status.STREAMING
-    try:
-        with connection.cursor() as cursor:
-            if texts:
-                cursor.execute(
-                    f"UPDATE {table} AS m SET content = t.content "  # noqa: S608 (the table name is ours)
-                    "FROM unnest(%s::bigint[], %s::text[]) AS t(id, content) WHERE m.id = t.id AND m.status = %s",
-                    [[pk for pk, _ in texts], [text for _, text in texts], streaming],
-                )
+    with connection.cursor() as cursor:
+        if texts:
             cursor.execute(
-                f"SELECT id FROM {table} WHERE id = ANY(%s::bigint[]) AND (status <> %s OR ("  # noqa: S608
-                "id = ANY(%s::bigint[]) AND (watched_at IS NULL OR watched_at < now() - make_interval(secs => %s))))",
-                [message_pks, streaming, left, grace],
+                f"UPDATE {table} AS m SET content = t.content "  # noqa: S608 (the table name is ours)
+                "FROM unnest(%s::bigint[], %s::text[]) AS t(id, content) WHERE m.id = t.id AND m.status = %s",
+                [[pk for pk, _ in texts], [text for _, text in texts], streaming],
             )
-            return {row[0] for row in cursor.fetchall()}
-    finally:
-        connection.close()
+        cursor.execute(
+            f"SELECT id FROM {table} WHERE id = ANY(%s::bigint[]) AND (status <> %s OR ("  # noqa: S608
+            "id = ANY(%s::bigint[]) AND (watched_at IS NULL OR watched_at < now() - make_interval(secs => %s))))",
+            [message_pks, streaming, left, grace],
+        )
+        return {row[0] for row in cursor.fetchall()}
 
 
 _watches: dict[asyncio.AbstractEventLoop, _Watch] = {}

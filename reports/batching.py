@@ -71,15 +71,7 @@ class QueryBatcher:
 
 
 def _embed_many(keys: list[str]) -> list[np.ndarray]:
-    embedder = get_embedder()
-    vectors = embedder.embed_batch(keys, batch_size=len(keys), threads=settings.EMBEDDING_THREADS)
-    rows = []
-    for key, vector in zip(keys, vectors, strict=True):
-        row = np.array(vector, dtype=np.float32)
-        row.setflags(write=False)
-        embedder.cache.put(key, row)
-        rows.append(row)
-    return rows
+    return get_embedder().embed_queries(keys)
 
 
 _pool: ThreadPoolExecutor | None = None

@@ -172,10 +172,16 @@ class Embedder:
         key = normalize_query(text)
         vector = self.cache.get(key)
         if vector is None:
-            vector = self._encode([key], batch_size=1)[0]
+            vector = self.embed_queries([key])[0]
+        return vector
+
+    def embed_queries(self, keys: Sequence[str]) -> list[np.ndarray]:
+        """Embed normalised questions in one pass (with the per-query thread count) and keep them in the cache."""
+        vectors = list(self._encode(list(keys), batch_size=len(keys)))
+        for key, vector in zip(keys, vectors, strict=True):
             vector.setflags(write=False)
             self.cache.put(key, vector)
-        return vector
+        return vectors
 
     def embed_batch(self, texts: Sequence[str], *, batch_size: int = 64, threads: int | None = None) -> np.ndarray:
         """Embed many texts (ingest). `threads` overrides the per-query thread count for the duration: a batch

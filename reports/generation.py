@@ -35,7 +35,7 @@ from django.db.models.functions import Coalesce
 from llm import LLMConfig, LLMError, aclose_shared_client, complete_chat, config_from_settings
 from reports import ingest
 from reports.embeddings import MAX_TOKENS, get_embedder
-from reports.models import Movie, MovieSection, text_hash
+from reports.models import Movie, MovieSection
 from reports.splitting import split_into_chunks
 
 logger = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ def _store(movie: Movie, drafts: dict[str, list[str]], *, remove: Sequence[str])
                         position=free + len(sections),
                         heading=heading,
                         content=content,
-                        content_hash=text_hash(f"{movie.title}. {heading}. {content}"),
+                        content_hash=ingest.section_hash(movie.title, heading, content),
                     )
                 )
         MovieSection.objects.bulk_create(sections)
