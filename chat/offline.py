@@ -24,6 +24,8 @@ INTRO = "No language model is configured, so here are the passages from the film
 NO_MATCH = "Nothing in the film reports matches this question. Try naming the film, or asking about its story, cast, \
 production or reception."
 
+NO_ANSWER = "The film reports found for this question do not say."
+
 MIN_SENTENCES, MAX_SENTENCES = 2, 4
 # Past the first MIN_SENTENCES, a sentence is quoted only if it scores at least this share of the best one.
 KEEP_RATIO = 0.5

@@ -122,3 +122,34 @@ class MovieSection(models.Model):
 
     def needs_embedding(self) -> bool:
         return self.embedding is None or self.embedded_hash != self.content_hash
+
+
+class Lexeme(models.Model):
+    """How many sections hold each lexeme of the full-text index (`MovieSection.search_vector`): the document
+    frequency BM25 weighs a question's words by. Kept exact by statement-level triggers on the sections table
+    (migration 0004), whatever writes the sections, so every process and replica ranks alike."""
+
+    lexeme = models.TextField(primary_key=True)
+    sections = models.IntegerField()
+
+    class Meta:
+        db_table = "reports_lexeme"
+
+    def __str__(self) -> str:
+        return f"{self.lexeme}: {self.sections}"
+
+
+class Corpus(models.Model):
+    """One row: how many sections the full-text index holds and their lexemes in all (for the mean length BM25
+    normalises by). Kept by the same triggers as `Lexeme`."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    sections = models.BigIntegerField(default=0)
+    lexemes = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "reports_corpus"
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="corpus_single_row")]
+
+    def __str__(self) -> str:
+        return f"{self.sections} sections, {self.lexemes} lexemes"

@@ -1,16 +1,27 @@
 """Retrieval over report sections.
 
-- Per film: exact ranking of that film's sections (found through the B-tree on the film). The HNSW index would
-  filter after its scan and could return fewer than k rows, so this query keeps the planner away from it.
-- Across films: the HNSW index (cosine) with `hnsw.ef_search` from settings, fused with PostgreSQL full-text
-  ranking by reciprocal rank fusion, with at most a few sections per film. One SQL statement either way.
+- Per film: every section of that film (found through the B-tree on the film), ranked by cosine similarity to the
+  question and BM25 together. The HNSW index would filter after its scan and could return fewer than k rows, so this
+  query keeps the planner away from it.
+- Across films: a question there is usually about *which* film, so films are ranked first, each on the evidence of
+  all its sections, then the answer gets the best sections of the top films. One SQL statement gathers the
+  candidates and their evidence:
+  - lexical: BM25 over the full-text index (`search_vector`, English stemming and stop words), OR over the
+    question's lexemes, each weighted by its rarity (document frequencies in `reports_lexeme`, kept by triggers);
+    a word the corpus never uses is corrected to the closest lexeme that it does (trigram similarity);
+  - vector: the HNSW index (cosine) with `hnsw.ef_search` from settings;
+  - title: films whose title words the question names;
+  then, for every section of every candidate film, the exact cosine similarity and BM25 weight of each matched
+  lexeme. The fusion (below, in Python, over a few hundred rows) weighs the three by constants chosen on the tuning
+  half of `eval/questions.jsonl` (`python manage.py evaluate_answers`).
 """
 
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -19,70 +30,170 @@ from django.db import connection, transaction
 
 from reports.embeddings import embed_query
 
-# Reciprocal rank fusion constant (Cormack et al.): damps the weight of the very first ranks.
-RRF_K = 60
-# Candidates taken from each retriever before fusion.
-CANDIDATES = 40
+# BM25's term-frequency saturation and length normalisation (Robertson's defaults; the tuning half moved neither
+# enough to matter).
+BM25_K1 = 1.2
+BM25_B = 0.75
+# Nearest sections taken from the HNSW index.
+VECTOR_CANDIDATES = 60
+# Films taken from the lexical pass, and the sum of document frequencies the lexical pass may read through the GIN
+# index: the rarest lexemes of the question first, at least one, until this many postings. Common lexemes still
+# count in the scores of every candidate; they only stop generating candidates (at 100,000 sections "film" alone
+# would match nearly all of them).
+LEXICAL_FILMS = 40
+LEXICAL_POSTINGS = 3000
+# A question word whose lexeme no section has is replaced by the most similar one that some section has, when at
+# least this similar (pg_trgm similarity): "hitchock" finds "hitchcock".
+CORRECTION_SIMILARITY = 0.45
 
-_SECTION_COLUMNS = """
-    s.id, s.movie_id, m.title, m.slug, m.year, s.kind, s.heading, s.content
+
+@dataclass(frozen=True)
+class Fusion:
+    """How the film ranking weighs its evidence; each signal is scaled to 0..1 first (see `rank_films`)."""
+
+    vector: float = 1.0
+    lexical: float = 1.0
+    title: float = 1.0
+    # Within a film, how much a section's BM25 (scaled by the film's best) adds to its cosine similarity.
+    section_lexical: float = 0.3
+
+
+FUSION = Fusion()
+VECTOR_ONLY = Fusion(vector=1.0, lexical=0.0, title=0.0, section_lexical=0.0)
+LEXICAL_ONLY = Fusion(vector=0.0, lexical=1.0, title=0.0, section_lexical=1.0)
+
+_SECTION_COLUMNS = "s.id, s.movie_id, m.title, m.slug, m.year, s.kind, s.heading, s.content"
+
+# The question's lexemes with their document frequency and BM25 idf; unknown ones corrected. Shared by both queries.
+TERMS_SQL = f"""
+terms AS MATERIALIZED (
+    SELECT DISTINCT ON (coalesce(known.lexeme, fix.lexeme))
+           coalesce(known.lexeme, fix.lexeme) AS lexeme,
+           coalesce(known.sections, fix.sections) AS sections,
+           ln(1 + (c.sections - coalesce(known.sections, fix.sections) + 0.5)
+                  / (coalesce(known.sections, fix.sections) + 0.5)) AS idf,
+           c.lexemes::float8 / greatest(c.sections, 1) AS mean_length
+    FROM unnest(tsvector_to_array(to_tsvector('english', %(text)s))) AS asked(lexeme)
+    CROSS JOIN reports_corpus c
+    LEFT JOIN reports_lexeme known ON known.lexeme = asked.lexeme
+    LEFT JOIN LATERAL (
+        SELECT l.lexeme, l.sections
+        FROM reports_lexeme l
+        WHERE known.lexeme IS NULL AND length(asked.lexeme) >= 4 AND l.lexeme %% asked.lexeme
+          AND similarity(l.lexeme, asked.lexeme) >= {CORRECTION_SIMILARITY}
+        ORDER BY similarity(l.lexeme, asked.lexeme) DESC, l.sections DESC, l.lexeme
+        LIMIT 1
+    ) fix ON true
+    WHERE coalesce(known.lexeme, fix.lexeme) IS NOT NULL AND position(E'\\\\' in coalesce(known.lexeme, fix.lexeme)) = 0
+),
+lexemes AS MATERIALIZED (
+    SELECT coalesce(array_agg(lexeme), '{{}}') AS all_lexemes FROM terms
+)"""
+
+# BM25 weight of each question lexeme in each section of `source` (a relation with id, movie_id, search_vector).
+# `setweight` marks the question's lexemes 'D' (the index only has 'A' headings and 'B' text), `ts_filter` keeps
+# them: the positions left are the term frequencies.
+_WEIGHTS = """
+    SELECT src.id, src.movie_id, t.lexeme,
+           t.idf * tf * ({k1} + 1)
+           / (tf + {k1} * (1 - {b} + {b} * length(src.search_vector) / t.mean_length)) AS weight
+    FROM {source} src
+    CROSS JOIN lexemes
+    CROSS JOIN LATERAL unnest(ts_filter(setweight(src.search_vector, 'D', lexemes.all_lexemes), '{{d}}')) AS u
+    JOIN terms t ON t.lexeme = u.lexeme
+    CROSS JOIN LATERAL cardinality(u.positions) AS tf
 """
 
-FILM_SQL = f"""
-WITH film_sections AS MATERIALIZED (
-    SELECT id, embedding <=> %(vector)s::vector AS distance
-    FROM reports_moviesection
-    WHERE movie_id = %(movie_id)s AND embedding IS NOT NULL
-)
-SELECT {_SECTION_COLUMNS}, f.distance
-FROM film_sections f
-JOIN reports_moviesection s ON s.id = f.id
-JOIN reports_movie m ON m.id = s.movie_id
-ORDER BY f.distance, s.position
-LIMIT %(k)s
-"""  # noqa: S608 (constant SQL: the only interpolation is the column list above)
+
+def _weights(source: str) -> str:
+    return _WEIGHTS.format(source=source, k1=BM25_K1, b=BM25_B)
+
 
 # The vector part alone: what `test_hnsw_index` explains, and the first CTE of HYBRID_SQL.
 VECTOR_SQL = """
-SELECT id, embedding <=> %(vector)s::vector AS distance
+SELECT id, movie_id, embedding <=> %(vector)s::vector AS distance
 FROM reports_moviesection
 ORDER BY embedding <=> %(vector)s::vector
 LIMIT %(candidates)s
 """
 
 HYBRID_SQL = f"""
-WITH vector_hits AS (
-    SELECT id, distance, row_number() OVER (ORDER BY distance) AS rank
-    FROM ({VECTOR_SQL}) nearest
-),
-text_hits AS (
-    SELECT id, row_number() OVER (ORDER BY text_rank DESC, id) AS rank
+WITH {TERMS_SQL},
+vector_hits AS MATERIALIZED ({VECTOR_SQL}),
+lexical_query AS (
+    SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS query
     FROM (
-        SELECT id, ts_rank_cd(search_vector, query) AS text_rank
-        FROM reports_moviesection, websearch_to_tsquery('english', %(text)s) query
-        WHERE search_vector @@ query
-        ORDER BY text_rank DESC, id
-        LIMIT %(candidates)s
-    ) matches
+        SELECT lexeme, sum(sections) OVER (ORDER BY sections, lexeme) - sections AS postings_before
+        FROM terms
+    ) rare
+    WHERE postings_before < %(postings)s
 ),
-fused AS (
-    SELECT coalesce(v.id, t.id) AS id,
-           coalesce(1.0 / ({RRF_K} + v.rank), 0) + coalesce(1.0 / ({RRF_K} + t.rank), 0) AS score,
-           v.distance, v.rank AS vector_rank, t.rank AS text_rank
-    FROM vector_hits v FULL OUTER JOIN text_hits t ON t.id = v.id
+lexical_sections AS MATERIALIZED (
+    SELECT s.id, s.movie_id, s.search_vector
+    FROM reports_moviesection s
+    WHERE s.search_vector @@ (SELECT query FROM lexical_query)
 ),
-per_film AS (
-    SELECT f.*, row_number() OVER (PARTITION BY s.movie_id ORDER BY f.score DESC, f.id) AS film_rank
-    FROM fused f JOIN reports_moviesection s ON s.id = f.id
+lexical_films AS (
+    SELECT movie_id FROM (
+        SELECT movie_id, lexeme, max(weight) AS weight FROM ({_weights("lexical_sections")}) w GROUP BY movie_id, lexeme
+    ) best
+    GROUP BY movie_id
+    ORDER BY sum(weight) DESC, movie_id
+    LIMIT %(lexical_films)s
+),
+title_films AS (
+    SELECT m.id AS movie_id
+    FROM reports_movie m
+    WHERE to_tsvector('english', m.title) @@ (
+        SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery FROM terms
+    )
+),
+candidate_films AS (
+    SELECT movie_id FROM vector_hits
+    UNION SELECT movie_id FROM lexical_films
+    UNION SELECT movie_id FROM title_films
+),
+candidate_sections AS MATERIALIZED (
+    SELECT s.id, s.movie_id, s.search_vector, s.embedding <=> %(vector)s::vector AS distance
+    FROM reports_moviesection s
+    WHERE s.movie_id IN (SELECT movie_id FROM candidate_films) AND s.embedding IS NOT NULL
+),
+section_weights AS ({_weights("candidate_sections")}),
+section_terms AS (
+    SELECT id, array_agg(lexeme ORDER BY lexeme) AS lexemes, array_agg(weight ORDER BY lexeme) AS weights
+    FROM section_weights
+    GROUP BY id
+),
+query_terms AS (
+    SELECT array_agg(lexeme ORDER BY lexeme) AS lexemes, array_agg(idf ORDER BY lexeme) AS idfs FROM terms
 )
-SELECT {_SECTION_COLUMNS}, p.distance, p.score, p.vector_rank, p.text_rank
-FROM per_film p
-JOIN reports_moviesection s ON s.id = p.id
-JOIN reports_movie m ON m.id = s.movie_id
-WHERE p.film_rank <= %(per_film)s
-ORDER BY p.score DESC, p.id
-LIMIT %(k)s
+SELECT c.id, c.movie_id, 1 - c.distance AS similarity,
+       coalesce(st.lexemes, '{{}}'), coalesce(st.weights, '{{}}'),
+       tsvector_to_array(to_tsvector('english', m.title)), q.lexemes, q.idfs
+FROM candidate_sections c
+JOIN reports_movie m ON m.id = c.movie_id
+LEFT JOIN section_terms st ON st.id = c.id
+CROSS JOIN query_terms q
 """  # noqa: S608 (constant SQL: built from the constants above)
+
+FILM_SQL = f"""
+WITH {TERMS_SQL},
+film_sections AS MATERIALIZED (
+    SELECT id, movie_id, search_vector, embedding <=> %(vector)s::vector AS distance
+    FROM reports_moviesection
+    WHERE movie_id = %(movie_id)s AND embedding IS NOT NULL
+),
+section_weights AS ({_weights("film_sections")})
+SELECT f.id, 1 - f.distance AS similarity,
+       coalesce((SELECT sum(w.weight) FROM section_weights w WHERE w.id = f.id), 0) AS lexical
+FROM film_sections f
+"""  # noqa: S608 (constant SQL: built from the constants above)
+
+SECTIONS_SQL = f"""
+SELECT {_SECTION_COLUMNS}
+FROM reports_moviesection s JOIN reports_movie m ON m.id = s.movie_id
+WHERE s.id = ANY(%(ids)s)
+"""  # noqa: S608 (constant SQL)
 
 
 @dataclass(frozen=True)
@@ -95,24 +206,52 @@ class Hit:
     kind: str
     heading: str
     content: str
-    similarity: float | None  # 1 - cosine distance; None when only full text found it
-    score: float  # what the hits are ordered by: similarity per film, fused RRF score across films
-    vector_rank: int | None = None
-    text_rank: int | None = None
+    similarity: float | None  # 1 - cosine distance
+    score: float  # what the hits are ordered by: the section's score per film, the film's fused score across films
+    vector_rank: int | None = None  # across films: the film's rank by similarity alone (1-based)
+    text_rank: int | None = None  # across films: the film's rank by BM25 alone, None when no question word matched
 
 
 @dataclass
 class SearchResult:
     hits: list[Hit]
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds: embed, search
+    films: list[FilmScore] = field(default_factory=list)  # across films: the ranked candidates, best first
+
+
+@dataclass
+class FilmScore:
+    movie_id: int
+    score: float = 0.0
+    similarity: float = 0.0  # the best section's cosine similarity
+    lexical: float = 0.0  # BM25 of the film: each question lexeme counted once, at its best section
+    title: float = 0.0  # how much of the title the question names, weighted by rarity (0..1)
+    vector_rank: int | None = None
+    text_rank: int | None = None
+    sections: list[tuple[float, int]] = field(default_factory=list)  # (section score, section id), best first
+
+
+@dataclass(frozen=True)
+class _Row:
+    section_id: int
+    movie_id: int
+    similarity: float
+    weights: dict[str, float]
+    title_lexemes: tuple[str, ...]
 
 
 def vector_literal(vector: np.ndarray | Sequence[float]) -> str:
     return "[" + ",".join(f"{float(value):.7g}" for value in vector) + "]"
 
 
-def hybrid_params(*, vector: np.ndarray, text: str, k: int, per_film: int) -> dict[str, Any]:
-    return {"vector": vector_literal(vector), "text": text, "k": k, "per_film": per_film, "candidates": CANDIDATES}
+def hybrid_params(*, vector: np.ndarray | Sequence[float], text: str) -> dict[str, Any]:
+    return {
+        "vector": vector_literal(vector),
+        "text": text,
+        "candidates": VECTOR_CANDIDATES,
+        "postings": LEXICAL_POSTINGS,
+        "lexical_films": LEXICAL_FILMS,
+    }
 
 
 def configure_cross_film_search(cursor: Any, ef_search: int) -> None:
@@ -126,17 +265,30 @@ def configure_cross_film_search(cursor: Any, ef_search: int) -> None:
     )
 
 
-def search_movie(*, movie_id: int, query: str, k: int | None = None, vector: np.ndarray | None = None) -> SearchResult:
-    """The k sections of one film closest to `query`: exact, always min(k, sections with embeddings) rows.
+def search_movie(
+    *,
+    movie_id: int,
+    query: str,
+    k: int | None = None,
+    vector: np.ndarray | None = None,
+    fusion: Fusion = FUSION,
+) -> SearchResult:
+    """The k sections of one film that best match `query`: exact, always min(k, sections with embeddings) rows.
     `vector` is the query's embedding when the caller already has it."""
     k = k or settings.RETRIEVAL_TOP_K
     started = time.perf_counter()
     vector = embed_query(query) if vector is None else vector
     embedded = time.perf_counter()
     with connection.cursor() as cursor:
-        cursor.execute(FILM_SQL, {"vector": vector_literal(vector), "movie_id": movie_id, "k": k})
+        cursor.execute(FILM_SQL, {"vector": vector_literal(vector), "text": query, "movie_id": movie_id})
         rows = cursor.fetchall()
-    hits = [_hit(row[:8], similarity=1.0 - row[8], score=1.0 - row[8]) for row in rows]
+        best_lexical = max((row[2] for row in rows), default=0.0) or 1.0
+        scored = sorted(
+            ((fusion.vector * row[1] + fusion.section_lexical * row[2] / best_lexical, row[0], row[1]) for row in rows),
+            key=lambda item: (-item[0], item[1]),
+        )[:k]
+        sections = _sections(cursor, [section_id for _, section_id, _ in scored])
+    hits = [replace(sections[section_id], similarity=similarity, score=score) for score, section_id, similarity in scored]
     return SearchResult(hits, _timings(started, embedded))
 
 
@@ -147,8 +299,10 @@ def search_all(
     per_film: int | None = None,
     ef_search: int | None = None,
     vector: np.ndarray | None = None,
+    fusion: Fusion = FUSION,
 ) -> SearchResult:
-    """Sections across all films: HNSW nearest neighbours fused with full-text matches, a few per film."""
+    """Films ranked on all their evidence, then the best `per_film` sections of the first film and the best one of
+    each next film, `k` in all: the first films' best passages, one film per source after the first."""
     k = k or settings.RETRIEVAL_TOP_K
     per_film = per_film or settings.RETRIEVAL_PER_FILM
     started = time.perf_counter()
@@ -156,19 +310,126 @@ def search_all(
     embedded = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
         configure_cross_film_search(cursor, ef_search or settings.HNSW_EF_SEARCH)
-        cursor.execute(HYBRID_SQL, hybrid_params(vector=vector, text=query, k=k, per_film=per_film))
+        cursor.execute(HYBRID_SQL, hybrid_params(vector=vector, text=query))
         rows = cursor.fetchall()
+        films = rank_films(_rows(rows), _idf(rows), fusion)
+        chosen = choose_sections(films, k=k, per_film=per_film)
+        sections = _sections(cursor, [section_id for _, section_id in chosen])
+    by_film = {film.movie_id: film for film in films}
+    similarity = {row[0]: float(row[2]) for row in rows}
     hits = [
-        _hit(
-            row[:8],
-            similarity=None if row[8] is None else 1.0 - row[8],
-            score=float(row[9]),
-            vector_rank=row[10],
-            text_rank=row[11],
+        replace(
+            sections[section_id],
+            similarity=similarity[section_id],
+            score=by_film[movie_id].score,
+            vector_rank=by_film[movie_id].vector_rank,
+            text_rank=by_film[movie_id].text_rank,
+        )
+        for movie_id, section_id in chosen
+    ]
+    return SearchResult(hits, _timings(started, embedded), films)
+
+
+def rank_films(rows: Sequence[_Row], idf: dict[str, float], fusion: Fusion = FUSION) -> list[FilmScore]:
+    """Each candidate film's evidence, fused: its best section's similarity, scaled so the best candidate has 1 and
+    the worst 0; its BM25 (each question lexeme once, at the section where it weighs most), scaled by the best
+    film's; and the share of its title's rarity that the question names, counted only when the question names the
+    whole title or at least its rarer half."""
+    films: dict[int, FilmScore] = {}
+    best_weight: dict[tuple[int, str], float] = defaultdict(float)
+    for row in rows:
+        film = films.setdefault(row.movie_id, FilmScore(row.movie_id))
+        film.similarity = max(film.similarity, row.similarity)
+        for lexeme, weight in row.weights.items():
+            key = (row.movie_id, lexeme)
+            best_weight[key] = max(best_weight[key], weight)
+        film.title = _title_match(row.title_lexemes, idf)
+    for (movie_id, _), weight in best_weight.items():
+        films[movie_id].lexical += weight
+    if not films:
+        return []
+    top_similarity = max(film.similarity for film in films.values())
+    low_similarity = min(film.similarity for film in films.values())
+    spread = top_similarity - low_similarity or 1.0
+    top_lexical = max(film.lexical for film in films.values()) or 1.0
+    for film in films.values():
+        film.score = (
+            fusion.vector * (film.similarity - low_similarity) / spread
+            + fusion.lexical * film.lexical / top_lexical
+            + fusion.title * film.title
+        )
+    _set_ranks(films.values(), "similarity", "vector_rank")
+    _set_ranks([film for film in films.values() if film.lexical > 0], "lexical", "text_rank")
+    best_section_lexical: dict[int, float] = defaultdict(float)
+    for row in rows:
+        best_section_lexical[row.movie_id] = max(best_section_lexical[row.movie_id], sum(row.weights.values()))
+    for row in rows:
+        lexical = sum(row.weights.values()) / (best_section_lexical[row.movie_id] or 1.0)
+        films[row.movie_id].sections.append((row.similarity + fusion.section_lexical * lexical, row.section_id))
+    ranked = sorted(films.values(), key=lambda film: (-film.score, film.movie_id))
+    for film in ranked:
+        film.sections.sort(key=lambda item: (-item[0], item[1]))
+    return ranked
+
+
+def choose_sections(films: Sequence[FilmScore], *, k: int, per_film: int) -> list[tuple[int, int]]:
+    """(movie id, section id) pairs: up to `per_film` sections of the first film, then one of each next film; if
+    films run out before `k`, the next best sections of the films already chosen."""
+    chosen: list[tuple[int, int]] = []
+    for position, film in enumerate(films):
+        if len(chosen) >= k:
+            break
+        take = per_film if position == 0 else 1
+        chosen.extend((film.movie_id, section_id) for _, section_id in film.sections[:take])
+    if len(chosen) < k:
+        taken = set(chosen)
+        rest = [(film.movie_id, section_id) for film in films for _, section_id in film.sections[:per_film]]
+        chosen.extend(pair for pair in rest if pair not in taken)
+    return chosen[:k]
+
+
+def _title_match(title_lexemes: Sequence[str], idf: dict[str, float]) -> float:
+    """The share of the title's lexemes (weighted by idf) that the question holds; 0 unless it holds all of them or
+    at least half of their weight. A title of stop words alone ("It") has no lexemes and never matches."""
+    if not title_lexemes:
+        return 0.0
+    total = sum(idf.get(lexeme, _UNSEEN_IDF) for lexeme in title_lexemes)
+    named = sum(idf[lexeme] for lexeme in title_lexemes if lexeme in idf)
+    share = named / total if total else 0.0
+    return share if share >= 0.5 else 0.0
+
+
+# A title word no section uses weighs like the rarest word.
+_UNSEEN_IDF = 8.0
+
+
+def _set_ranks(films: Sequence[FilmScore] | Any, score: str, rank: str) -> None:
+    for position, film in enumerate(sorted(films, key=lambda f: (-getattr(f, score), f.movie_id)), start=1):
+        setattr(film, rank, position)
+
+
+def _rows(rows: Sequence[Sequence[Any]]) -> list[_Row]:
+    return [
+        _Row(
+            section_id=row[0],
+            movie_id=row[1],
+            similarity=float(row[2]),
+            weights=dict(zip(row[3], map(float, row[4]), strict=True)),
+            title_lexemes=tuple(row[5] or ()),
         )
         for row in rows
     ]
-    return SearchResult(hits, _timings(started, embedded))
+
+
+def _idf(rows: Sequence[Sequence[Any]]) -> dict[str, float]:
+    if not rows or not rows[0][6]:
+        return {}
+    return dict(zip(rows[0][6], map(float, rows[0][7]), strict=True))
+
+
+def _sections(cursor: Any, ids: list[int]) -> dict[int, Hit]:
+    cursor.execute(SECTIONS_SQL, {"ids": ids})
+    return {row[0]: _hit(row, similarity=None, score=0.0) for row in cursor.fetchall()}
 
 
 def _hit(row: Sequence[Any], **scores: Any) -> Hit:
