@@ -25,7 +25,7 @@ from typing import Any
 from chat.offline import NO_ANSWER, offline_answer
 from reports.embeddings import embed_query
 from reports.models import Movie
-from reports.search import FUSION, Fusion, SearchResult, search_all, search_movie
+from reports.search import FUSION, Candidate, Fusion, SearchResult, candidates, rank_films, search_all, search_movie
 
 DEFAULT_SET = Path(__file__).resolve().parent.parent / "eval" / "questions.jsonl"
 # Kinds asked on a film page, for a fact the report holds.
@@ -158,7 +158,10 @@ def summarise(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     stages = sorted({stage for o in outcomes for stage in o.timings})
     for stage in stages:
         values = sorted(o.timings[stage] for o in outcomes if stage in o.timings)
-        summary["latency_ms"][stage] = {"p50": round(_quantile(values, 0.5), 2), "p95": round(_quantile(values, 0.95), 2)}
+        summary["latency_ms"][stage] = {
+            "p50": round(_quantile(values, 0.5), 2),
+            "p95": round(_quantile(values, 0.95), 2),
+        }
     by_kind: dict[str, dict[str, Any]] = {}
     for kind in sorted({o.question.kind for o in ranked}):
         of_kind = [o for o in ranked if o.question.kind == kind]
@@ -193,9 +196,9 @@ def table(figures: dict[str, Any]) -> str:
         rows.append(
             (
                 f"{stage} p50 / p95 ms",
-                lambda f, s=stage: f"{f['latency_ms'][s]['p50']} / {f['latency_ms'][s]['p95']}"
-                if s in f["latency_ms"]
-                else None,
+                lambda f, s=stage: (
+                    f"{f['latency_ms'][s]['p50']} / {f['latency_ms'][s]['p95']}" if s in f["latency_ms"] else None
+                ),
             )
         )
     width = max(len(label) for label, _ in rows)
@@ -212,12 +215,60 @@ def misses(outcomes: Sequence[Outcome], films: dict[int, str]) -> list[str]:
     for o in outcomes:
         if o.question.kind != NONE_KIND and o.source_films[:1] != [o.film_id]:
             found = films.get(o.source_films[0], "nothing") if o.source_films else "nothing"
-            lines.append(f"[{o.question.split} {o.question.kind} #{o.question.id}] film rank {o.film_rank}, first "
-                         f"{found!r}: {o.question.question}")
+            lines.append(
+                f"[{o.question.split} {o.question.kind} #{o.question.id}] film rank {o.film_rank}, first "
+                f"{found!r}: {o.question.question}"
+            )
         if o.answered is False:
-            lines.append(f"[{o.question.split} {o.question.kind} #{o.question.id}] answer misses {o.question.facts}: "
-                         f"{o.question.question}")
+            lines.append(
+                f"[{o.question.split} {o.question.kind} #{o.question.id}] answer misses {o.question.facts}: "
+                f"{o.question.question}"
+            )
     return lines
+
+
+# The fusions `tune` tries: each weight relative to the vector's (1); a weighted sum of scaled scores (rrf_k 0) or
+# weighted reciprocal rank fusion with several k.
+LEXICAL_WEIGHTS = (0.0, 0.25, 0.5, 0.6, 0.75, 0.9, 1.0, 1.25, 1.5, 2.0, 3.0)
+RRF_KS = (0, 1, 5, 10, 20, 60)
+
+
+@dataclass(frozen=True)
+class Trial:
+    fusion: Fusion
+    recall_at_1: float
+    recall_at_5: float
+    mrr: float
+
+
+def tune(
+    questions: Sequence[Question], progress: Callable[[Sequence[Question]], Iterable[Question]] = iter
+) -> list[Trial]:
+    """Every fusion of GRID on the all-films questions given (the tuning half), best first by recall@1 then MRR.
+    Retrieval runs once per question; only the fusion is redone per trial."""
+    films = dict(Movie.objects.filter(source_key__in={q.film for q in questions}).values_list("source_key", "pk"))
+    asked = [q for q in questions if q.kind != NONE_KIND]
+    gathered: list[tuple[int, list[Candidate]]] = [
+        (films[q.film], candidates(query=q.question, vector=embed_query(q.question))) for q in progress(asked)
+    ]
+    trials = []
+    for rrf_k in RRF_KS:
+        for lexical in LEXICAL_WEIGHTS:
+            fusion = Fusion(vector=1.0, lexical=lexical, rrf_k=rrf_k)
+            ranks = []
+            for movie_id, rows in gathered:
+                order = [film.movie_id for film in rank_films(rows, fusion)]
+                ranks.append(order.index(movie_id) + 1 if movie_id in order else None)
+            trials.append(
+                Trial(
+                    fusion,
+                    recall_at_1=_share(rank == 1 for rank in ranks),
+                    recall_at_5=_share(rank is not None and rank <= 5 for rank in ranks),
+                    mrr=round(statistics.fmean(1 / rank if rank else 0.0 for rank in ranks), 3),
+                )
+            )
+    trials.sort(key=lambda trial: (-trial.recall_at_1, -trial.mrr, -trial.recall_at_5))
+    return trials
 
 
 def _film_rank(result: SearchResult, movie_id: int) -> int | None:

