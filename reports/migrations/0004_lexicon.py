@@ -2,7 +2,6 @@
 
 from django.db import migrations, models
 
-
 # The document frequencies BM25 needs, kept by statement-level triggers with transition tables: one upsert per
 # statement (an import of 500 sections, a batch of embeddings) rather than one per row. A section counts for each
 # distinct lexeme of its `search_vector`; its length is `length(search_vector)`, its number of distinct lexemes.
