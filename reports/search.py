@@ -37,11 +37,13 @@ BM25_B = 0.75
 # Nearest sections taken from the HNSW index.
 VECTOR_CANDIDATES = 60
 # Films taken from the lexical pass, and the sum of document frequencies the lexical pass may read through the GIN
-# index: the rarest lexemes of the question first, at least one, until this many postings. Common lexemes still
+# index: the rarest lexemes of the question first, at least one, while they add up to at most this many postings. Common lexemes still
 # count in the scores of every candidate; they only stop generating candidates (at 100,000 sections "film" alone
 # would match nearly all of them).
 LEXICAL_FILMS = 40
 LEXICAL_POSTINGS = 3000
+# ... and a lexeme in more than this share of the sections never does (but the rarest of the question always does).
+LEXICAL_COMMON = 0.1
 # A question word whose lexeme no section has is replaced by the most similar one that some section has, when at
 # least this similar (pg_trgm similarity): "hitchock" finds "hitchcock".
 CORRECTION_SIMILARITY = 0.45
@@ -124,10 +126,13 @@ vector_hits AS MATERIALIZED ({VECTOR_SQL}),
 lexical_query AS (
     SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS query
     FROM (
-        SELECT lexeme, sum(sections) OVER (ORDER BY sections, lexeme) - sections AS postings_before
+        SELECT lexeme, sections,
+               sum(sections) OVER (ORDER BY sections, lexeme) - sections AS postings_before,
+               row_number() OVER (ORDER BY sections, lexeme) AS rarity
         FROM terms
     ) rare
-    WHERE postings_before < %(postings)s
+    CROSS JOIN reports_corpus c
+    WHERE rarity = 1 OR (postings_before + rare.sections <= %(postings)s AND rare.sections <= c.sections * %(common)s)
 ),
 lexical_sections AS MATERIALIZED (
     SELECT s.id, s.movie_id, s.search_vector
@@ -245,6 +250,7 @@ def hybrid_params(*, vector: np.ndarray | Sequence[float], text: str) -> dict[st
         "text": text,
         "candidates": VECTOR_CANDIDATES,
         "postings": LEXICAL_POSTINGS,
+        "common": LEXICAL_COMMON,
         "lexical_films": LEXICAL_FILMS,
     }
 
