@@ -115,7 +115,10 @@ CONCEPTS = (
         _AWARD,
     ),
     _concept(
-        "place", "where location locations set filmed shot located place", "set shot filmed location locations", _PLACE
+        "place",
+        "where location locations set filmed shot located place",
+        "set shot filmed location locations place",
+        _PLACE,
     ),
     _concept(
         "source",

@@ -664,9 +664,7 @@ def measure(
         return set(ids[np.argpartition(-(vectors @ sent), 10)[:10]].tolist())
 
     def exact_hybrid(query: str, vector: np.ndarray) -> float:
-        params = hybrid_params(
-            vector=vector, text=query, k=settings.RETRIEVAL_TOP_K, per_film=settings.RETRIEVAL_PER_FILM
-        )
+        params = hybrid_params(vector=vector, text=query)
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SELECT set_config('enable_indexscan', 'off', true)")
             ms, _ = timed(lambda: (cursor.execute(HYBRID_SQL, params), cursor.fetchall()))
@@ -774,7 +772,7 @@ def _hnsw_used(query: str) -> bool:
     from reports.embeddings import embed_query
     from reports.search import HYBRID_SQL, configure_cross_film_search, hybrid_params
 
-    params = hybrid_params(vector=embed_query(query), text=query, k=6, per_film=2)
+    params = hybrid_params(vector=embed_query(query), text=query)
     with transaction.atomic(), connection.cursor() as cursor:
         configure_cross_film_search(cursor, settings.HNSW_EF_SEARCH)
         cursor.execute("EXPLAIN " + HYBRID_SQL, params)

@@ -1,4 +1,4 @@
-from chat.offline import INTRO, NO_MATCH, offline_answer, stem
+from chat.offline import INTRO, NO_ANSWER, NO_ANSWER_HINT, NO_MATCH, offline_answer, stem
 from chat.prompts import parse_citations
 from reports.search import Hit
 
@@ -54,14 +54,10 @@ def test_the_answer_cites_exactly_the_sections_it_quotes():
     hits = vertigo_hits()
     answer = "".join(offline_answer(question="How was Vertigo received and who wrote the screenplay?", hits=hits))
     quotes = answer.split("\n\n")[1:]
-    assert [quote[:30] for quote in quotes] == [
-        "> Vertigo received mixed revie",
-        "> The screenplay was written b",
-        "> Scottie Ferguson, a San Fran",
-        "> Vertigo was directed by Alfr",
-    ]
-    assert [int(quote.rsplit(" [", 1)[1].rstrip("]")) for quote in quotes] == [47, 44, 41, 44]
-    assert parse_citations(answer, allowed_ids={hit.section_id for hit in hits}) == [47, 44, 41]
+    # Both things asked, and no filler after them: a third sentence must share a word with the question.
+    assert [quote[:30] for quote in quotes] == ["> The screenplay was written b", "> Vertigo received mixed revie"]
+    assert [int(quote.rsplit(" [", 1)[1].rstrip("]")) for quote in quotes] == [44, 47]
+    assert parse_citations(answer, allowed_ids={hit.section_id for hit in hits}) == [44, 47]
 
 
 def test_a_question_term_in_the_heading_counts_for_its_sentences():
@@ -106,3 +102,37 @@ def test_a_words_common_forms_share_a_stem():
     assert stem("starring") == stem("stars") == "star"
     assert stem("released") == stem("release")
     assert stem("Hitchcock's") == "hitchcock"
+
+
+def test_a_question_the_report_cannot_answer_gets_a_plain_no():
+    answer = list(offline_answer(question="What was the budget of Vertigo?", hits=vertigo_hits()))
+    assert answer == [NO_ANSWER + NO_ANSWER_HINT]
+    assert answer[0] == (
+        "The film reports found for this question do not say. They tell of the film's story, cast and crew, "
+        "production and reception."
+    )
+
+
+def test_a_general_question_about_the_film_is_no_question_without_an_answer():
+    answer = "".join(offline_answer(question="Tell me about Vertigo", hits=vertigo_hits()))
+    assert answer.startswith(INTRO)
+    assert parse_citations(answer, allowed_ids={41, 44, 47}) == [41, 44, 47]
+
+
+def test_what_a_question_asks_finds_the_sentence_that_answers_in_other_words():
+    # "music" is not in the answer; a composer is. "Oscars" is not either; Academy Awards are.
+    pieces = list(offline_answer(question="Who did the music for Vertigo?", hits=vertigo_hits()))
+    assert pieces[1] == "\n\n> Bernard Herrmann composed the score, and Robert Burks was the cinematographer. [44]"
+    awards = Hit(48, 3, "Vertigo", "vertigo", 1958, "reception", "Reception", "It won two Academy Awards.", 0.3, 0.3)
+    pieces = list(offline_answer(question="Which Oscars did Vertigo win?", hits=[*vertigo_hits(), awards]))
+    assert pieces[1] == "\n\n> It won two Academy Awards. [48]"
+
+
+def test_a_misspelt_title_still_counts_as_the_title():
+    # "vertgo" is the title, so the question asks who was in it: the cast, which these sections do not name.
+    assert list(offline_answer(question="who was in vertgo", hits=vertigo_hits())) == [NO_ANSWER + NO_ANSWER_HINT]
+    cast = Hit(
+        49, 3, "Vertigo", "vertigo", 1958, "cast_crew", "Cast", "It stars James Stewart and Kim Novak.", 0.3, 0.3
+    )
+    pieces = list(offline_answer(question="who was in vertgo", hits=[*vertigo_hits(), cast]))
+    assert pieces[1] == "\n\n> It stars James Stewart and Kim Novak. [49]"

@@ -46,7 +46,7 @@ def test_per_film_search_returns_min_k_n_rows_with_the_hnsw_index_present(sample
         n = MovieSection.objects.filter(movie=movie).count()
         for k in (1, 2, 6):
             assert len(search_movie(movie_id=movie.pk, query="who is in it", k=k).hits) == min(k, n)
-    plan = explain(FILM_SQL, {"vector": vector_literal([0.0] * 384), "movie_id": 1, "k": 3})
+    plan = explain(FILM_SQL, {"vector": vector_literal([0.0] * 384), "movie_id": 1, "text": "cast"})
     assert "section_embedding_hnsw" not in plan
 
 
@@ -76,15 +76,13 @@ def test_full_text_hits_join_the_vector_hits(sample_movies):
 
 
 def test_the_cross_film_query_uses_the_hnsw_index_on_a_populated_table(populated):
-    params = hybrid_params(
-        vector=MovieSection.objects.exclude(embedding=None).first().embedding, text="war", k=6, per_film=2
-    )
+    params = hybrid_params(vector=MovieSection.objects.exclude(embedding=None).first().embedding, text="war")
     plan = explain(HYBRID_SQL, params)
     assert "Index Scan using section_embedding_hnsw on reports_moviesection" in plan
 
 
 def test_the_cross_film_query_uses_the_hnsw_index_on_a_small_table_too(sample_movies):
-    params = hybrid_params(vector=MovieSection.objects.first().embedding, text="war", k=6, per_film=2)
+    params = hybrid_params(vector=MovieSection.objects.first().embedding, text="war")
     assert MovieSection.objects.count() < 100
     assert "Index Scan using section_embedding_hnsw on reports_moviesection" in explain(HYBRID_SQL, params)
 

@@ -19,14 +19,13 @@ LANGUAGE sql AS $$
         ) changes
         GROUP BY lexeme
         HAVING sum(change) <> 0
-    ),
-    upserted AS (
-        INSERT INTO reports_lexeme AS l (lexeme, sections)
-        SELECT lexeme, change FROM delta ORDER BY lexeme
-        ON CONFLICT (lexeme) DO UPDATE SET sections = l.sections + excluded.sections
-        RETURNING l.lexeme, l.sections
     )
-    DELETE FROM reports_lexeme WHERE lexeme IN (SELECT lexeme FROM upserted WHERE sections <= 0);
+    INSERT INTO reports_lexeme AS l (lexeme, sections)
+    SELECT lexeme, change FROM delta ORDER BY lexeme
+    ON CONFLICT (lexeme) DO UPDATE SET sections = l.sections + excluded.sections;
+    -- A second statement: it sees the counts the upsert left (a CTE's DELETE would not).
+    DELETE FROM reports_lexeme
+    WHERE sections <= 0 AND lexeme IN (SELECT unnest(tsvector_to_array(v)) FROM unnest(removed) AS v);
     INSERT INTO reports_corpus AS c (id, sections, lexemes)
     SELECT 1,
            coalesce(cardinality(added), 0) - coalesce(cardinality(removed), 0),

@@ -33,9 +33,7 @@ class Command(BaseCommand):
         started = time.perf_counter()
         vector = embed_query(options["query"])
         embed_ms = (time.perf_counter() - started) * 1000
-        params = hybrid_params(
-            vector=vector, text=options["query"], k=settings.RETRIEVAL_TOP_K, per_film=settings.RETRIEVAL_PER_FILM
-        )
+        params = hybrid_params(vector=vector, text=options["query"])
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT count(*), count(embedding) FROM {TABLE}")  # noqa: S608 (constant)
             rows, embedded_rows = cursor.fetchone()
