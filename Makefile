@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install system-packages run test lint format bench
+.PHONY: install system-packages run test lint format bench eval
 
 install: $(VENV)/bin/activate system-packages
 	$(PIP) install --quiet --disable-pip-version-check -r requirements-dev.txt
@@ -54,3 +54,10 @@ test: lint
 bench:
 	$(PY) scripts/bench_all.py --quick
 
+
+# Answer quality on eval/questions.jsonl (film recall for the all-films chat, fact accuracy on film pages), both
+# halves, on the development database (make run imports the films): eval/results.json.
+eval:
+	DEBUG=1 $(PY) manage.py migrate --noinput
+	DEBUG=1 $(PY) manage.py import_movies
+	DEBUG=1 $(PY) manage.py evaluate_answers --no-progress --json eval/results.json

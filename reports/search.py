@@ -37,9 +37,9 @@ BM25_B = 0.75
 # Nearest sections taken from the HNSW index.
 VECTOR_CANDIDATES = 60
 # Films taken from the lexical pass, and the sum of document frequencies the lexical pass may read through the GIN
-# index: the rarest lexemes of the question first, at least one, while they add up to at most this many postings. Common lexemes still
-# count in the scores of every candidate; they only stop generating candidates (at 100,000 sections "film" alone
-# would match nearly all of them).
+# index: the rarest lexemes of the question first, at least one, while they add up to at most this many postings.
+# Common lexemes still count in the scores of every candidate; they only stop generating candidates (at 100,000
+# sections "film" alone would match nearly all of them).
 LEXICAL_FILMS = 40
 LEXICAL_POSTINGS = 3000
 # ... and a lexeme in more than this share of the sections never does (but the rarest of the question always does).
