@@ -383,10 +383,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     film_cached = _get(realistic, "per_film", "cached", "p50")
     add(
         f"Cross-film retrieval p50, {where}, new question (with embedding)",
-        "≤ 15 ms",
+        "≤ 20 ms",
         cold,
         _ms(cold),
-        _at_most(cold, 15),
+        _at_most(cold, 20),
     )
     add(f"Cross-film retrieval p50, {where}, cached question", "≤ 3 ms", cached, _ms(cached), _at_most(cached, 3))
     add(
@@ -411,7 +411,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         where = _corpus_name(corpus, retrieval)
         cold = _get(corpus, "cross_film_end_to_end", "cold", "p50")
         cached = _get(corpus, "cross_film_end_to_end", "cached", "p50")
-        add(f"Cross-film p50, {where}, new question", "≤ 15 ms", cold, _ms(cold), _at_most(cold, 15), stress=True)
+        add(f"Cross-film p50, {where}, new question", "≤ 20 ms", cold, _ms(cold), _at_most(cold, 20), stress=True)
         add(
             f"Cross-film p50, {where}, cached question", "≤ 3 ms", cached, _ms(cached), _at_most(cached, 3), stress=True
         )
@@ -536,10 +536,12 @@ def retrieval_markdown(retrieval: dict[str, Any]) -> list[str]:
         "measured on." + (f" The app's HNSW index: {app_params}." if app_params else ""),
         "",
         "| sections | synthetic sections' vectors | HNSW build | index size | embed new / cached "
-        "| per film new / cached | cross-film new / cached | "
+        "| per film new / cached | cross-film new / cached | BM25 pass / HNSW scan / whole SQL / fusion | "
         + " | ".join(f"ef {ef}" + (" (default)" if ef == default_ef else "") for ef in efs)
         + " | exact, no HNSW | exact ÷ HNSW |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in efs) + " | ---: | ---: |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | "
+        + " | ".join("---:" for _ in efs)
+        + " | ---: | ---: |",
     ]
     for corpus in corpora:
         label = model_label(corpus, retrieval)
@@ -557,6 +559,10 @@ def retrieval_markdown(retrieval: dict[str, Any]) -> list[str]:
             f"{_cell(_get(corpus, 'per_film', 'cold', 'p50'))} / {_cell(_get(corpus, 'per_film', 'cached', 'p50'), 2)}",
             f"{_cell(_get(corpus, 'cross_film_end_to_end', 'cold', 'p50'))} / "
             f"{_cell(_get(corpus, 'cross_film_end_to_end', 'cached', 'p50'), 2)}",
+            " / ".join(
+                _cell(_get(corpus, "cross_film_stages", stage, "p50"), 2)
+                for stage in ("lexical", "vector", "candidates", "fusion")
+            ),
         ]
         for ef in efs:
             point = _get(corpus, "hnsw", str(ef))

@@ -634,9 +634,13 @@ def measure(
     from reports.embeddings import embed_query, get_embedder
     from reports.search import (
         HYBRID_SQL,
+        LEXICAL_SQL,
         VECTOR_SQL,
+        candidates,
+        choose_sections,
         configure_cross_film_search,
         hybrid_params,
+        rank_films,
         search_all,
         search_movie,
         vector_literal,
@@ -684,6 +688,9 @@ def measure(
     ratio: dict[int, list[float]] = {ef: [] for ef in ef_values}
     extra_recall: dict[int, list[float]] = {ef: [] for ef in ef_values}
     exact_vector, exact_hybrid_ms, agreement = [], [], []
+    # The stages of the cross-film search, each alone: BM25's pass (the lexical CTEs), the HNSW scan (VECTOR_SQL),
+    # the whole candidate statement (HYBRID_SQL), and the fusion in Python.
+    lexical_stage, vector_stage, candidates_stage, fusion_stage = [], [], [], []
     index_used = _hnsw_used(QUESTIONS[0])
     queries = [query for _ in range(rounds) for query in rng.sample(QUESTIONS, len(QUESTIONS))]
     for number, query in enumerate(queries):
@@ -691,6 +698,17 @@ def measure(
         ms, vector = timed(lambda q=query: embed_query(q))
         embed_cold.append(ms)
         embed_cached.append(timed(lambda q=query: embed_query(q))[0])
+
+        params = hybrid_params(vector=vector, text=query)
+        with transaction.atomic(), connection.cursor() as cursor:
+            configure_cross_film_search(cursor, default_ef)
+            lexical_stage.append(timed(lambda p=params: (cursor.execute(LEXICAL_SQL, p), cursor.fetchall()))[0])
+            vector_stage.append(timed(lambda p=params: (cursor.execute(VECTOR_SQL, p), cursor.fetchall()))[0])
+        ms, rows = timed(lambda q=query, v=vector: candidates(query=q, vector=v))
+        candidates_stage.append(ms)
+        fusion_stage.append(
+            timed(lambda r=rows: choose_sections(rank_films(r), k=settings.RETRIEVAL_TOP_K, per_film=2))[0]
+        )
 
         cache.clear()
         cross_cold.append(timed(lambda q=query: search_all(query=q))[0])
@@ -759,6 +777,12 @@ def measure(
             "sql": percentiles(film_db, 3),
         },
         "cross_film_end_to_end": {"cold": percentiles(cross_cold, 3), "cached": percentiles(cross_cached, 3)},
+        "cross_film_stages": {
+            "lexical": percentiles(lexical_stage, 3),
+            "vector": percentiles(vector_stage, 3),
+            "candidates": percentiles(candidates_stage, 3),
+            "fusion": percentiles(fusion_stage, 3),
+        },
         "hnsw": hnsw,
         "exact": exact,
         "exact_over_hnsw": round(exact["hybrid_ms"]["p50"] / hnsw[reference]["hybrid_ms"]["p50"], 1),
