@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 
@@ -120,27 +121,36 @@ ORDER BY embedding <=> %(vector)s::vector
 LIMIT %(candidates)s
 """
 
-# The lexical pass: sections holding the question's rarer lexemes (GIN index), and their films by BM25.
+# BM25 weight of a posting (frequency, length) for a term (idf, mean_length).
+_POSTING_WEIGHT = f"""
+    t.idf * p.frequency * ({BM25_K1} + 1)
+    / (p.frequency + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * p.length / t.mean_length))"""
+
+# The lexical pass: the postings of the question's rarer lexemes (the rarest always, then others while their
+# postings add up to at most %(postings)s and each is in at most a share %(common)s of the sections), read from the
+# inverted list `reports_posting` by its primary key; their films ranked by BM25 (each lexeme once, at its best
+# section).
 LEXICAL_CTES = f"""
-lexical_query AS (
-    SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS query
+rare_terms AS (
+    SELECT t.*
     FROM (
-        SELECT lexeme, sections,
+        SELECT terms.*,
                sum(sections) OVER (ORDER BY sections, lexeme) - sections AS postings_before,
                row_number() OVER (ORDER BY sections, lexeme) AS rarity
         FROM terms
-    ) rare
+    ) t
     CROSS JOIN reports_corpus c
-    WHERE rarity = 1 OR (postings_before + rare.sections <= %(postings)s AND rare.sections <= c.sections * %(common)s)
+    WHERE rarity = 1 OR (postings_before + t.sections <= %(postings)s AND t.sections <= c.sections * %(common)s)
 ),
-lexical_sections AS MATERIALIZED (
-    SELECT s.id, s.movie_id, s.search_vector
-    FROM reports_moviesection s
-    WHERE s.search_vector @@ (SELECT query FROM lexical_query)
+lexical_postings AS MATERIALIZED (
+    SELECT p.section_id AS id, p.movie_id, p.lexeme, {_POSTING_WEIGHT} AS weight
+    FROM rare_terms t
+    -- OFFSET 0 keeps the planner from flattening this into a scan of every posting: one index range per lexeme.
+    CROSS JOIN LATERAL (SELECT * FROM reports_posting WHERE lexeme = t.lexeme OFFSET 0) p
 ),
 lexical_films AS (
     SELECT movie_id FROM (
-        SELECT movie_id, lexeme, max(weight) AS weight FROM ({_weights("lexical_sections")}) w GROUP BY movie_id, lexeme
+        SELECT movie_id, lexeme, max(weight) AS weight FROM lexical_postings GROUP BY movie_id, lexeme
     ) best
     GROUP BY movie_id
     ORDER BY sum(weight) DESC, movie_id
@@ -171,11 +181,22 @@ candidate_films AS (
     UNION SELECT movie_id FROM title_films
 ),
 candidate_sections AS MATERIALIZED (
-    SELECT s.id, s.movie_id, s.search_vector, s.embedding <=> %(vector)s::vector AS distance
+    SELECT s.id, s.movie_id, s.embedding <=> %(vector)s::vector AS distance
     FROM reports_moviesection s
     WHERE s.movie_id IN (SELECT movie_id FROM candidate_films) AND s.embedding IS NOT NULL
 ),
-section_weights AS ({_weights("candidate_sections")}),
+-- The other lexemes' weights in the candidate sections, by primary key (lexeme, section).
+common_postings AS (
+    SELECT c.id, t.lexeme, {_POSTING_WEIGHT} AS weight
+    FROM candidate_sections c
+    CROSS JOIN (SELECT * FROM terms WHERE lexeme NOT IN (SELECT lexeme FROM rare_terms)) t
+    CROSS JOIN LATERAL (SELECT * FROM reports_posting WHERE lexeme = t.lexeme AND section_id = c.id OFFSET 0) p
+),
+section_weights AS (
+    SELECT id, lexeme, weight FROM lexical_postings WHERE id IN (SELECT id FROM candidate_sections)
+    UNION ALL
+    SELECT id, lexeme, weight FROM common_postings
+),
 section_terms AS (
     SELECT id, array_agg(lexeme ORDER BY lexeme) AS lexemes, array_agg(weight ORDER BY lexeme) AS weights
     FROM section_weights
@@ -277,6 +298,17 @@ def configure_cross_film_search(cursor: Any, ef_search: int) -> None:
     )
 
 
+def run_prepared(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Run one of the statements above as a prepared statement on the current connection (and transaction): planning
+    these statements takes longer than running them (measured 4.7 ms against 4.1 ms at 1,000 sections), and a
+    prepared statement is planned once per connection. Django's cursors bind parameters on the client, which cannot
+    prepare, so this uses a server-side binding cursor of the same connection."""
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall()
+
+
 def search_movie(
     *,
     movie_id: int,
@@ -292,8 +324,7 @@ def search_movie(
     vector = embed_query(query) if vector is None else vector
     embedded = time.perf_counter()
     with connection.cursor() as cursor:
-        cursor.execute(FILM_SQL, {"vector": vector_literal(vector), "text": query, "movie_id": movie_id})
-        rows = cursor.fetchall()
+        rows = run_prepared(FILM_SQL, {"vector": vector_literal(vector), "text": query, "movie_id": movie_id})
         best_lexical = max((row[2] for row in rows), default=0.0) or 1.0
         scored = sorted(
             ((fusion.vector * row[1] + fusion.section_lexical * row[2] / best_lexical, row[0], row[1]) for row in rows),
@@ -324,8 +355,7 @@ def search_all(
     embedded = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
         configure_cross_film_search(cursor, ef_search or settings.HNSW_EF_SEARCH)
-        cursor.execute(HYBRID_SQL, hybrid_params(vector=vector, text=query))
-        candidates = _candidates(cursor.fetchall())
+        candidates = _candidates(run_prepared(HYBRID_SQL, hybrid_params(vector=vector, text=query)))
         films = rank_films(candidates, fusion)
         chosen = choose_sections(films, k=k, per_film=per_film)
         sections = _sections(cursor, [section_id for _, section_id in chosen])
@@ -348,8 +378,7 @@ def candidates(*, query: str, vector: np.ndarray, ef_search: int | None = None) 
     """The sections of the candidate films with their evidence, before fusion (what `search_all` ranks)."""
     with transaction.atomic(), connection.cursor() as cursor:
         configure_cross_film_search(cursor, ef_search or settings.HNSW_EF_SEARCH)
-        cursor.execute(HYBRID_SQL, hybrid_params(vector=vector, text=query))
-        return _candidates(cursor.fetchall())
+        return _candidates(run_prepared(HYBRID_SQL, hybrid_params(vector=vector, text=query)))
 
 
 def rank_films(rows: Sequence[Candidate], fusion: Fusion = FUSION) -> list[FilmScore]:

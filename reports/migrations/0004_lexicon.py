@@ -2,12 +2,40 @@
 
 from django.db import migrations, models
 
-# The document frequencies BM25 needs, kept by statement-level triggers with transition tables: one upsert per
-# statement (an import of 500 sections, a batch of embeddings) rather than one per row. A section counts for each
-# distinct lexeme of its `search_vector`; its length is `length(search_vector)`, its number of distinct lexemes.
-# An UPDATE that leaves `search_vector` as it was (storing an embedding) changes nothing. Lexemes are upserted in
-# their sort order, so two writers lock shared rows in the same order and cannot deadlock on them.
+# What BM25 needs, kept by statement-level triggers with transition tables: one statement of work per statement
+# written (an import of 500 sections, a batch of embeddings) rather than one per row.
+# - reports_lexeme: how many sections hold each lexeme (a section counts once for each distinct lexeme of its
+#   `search_vector`), reports_corpus: sections and their total length (`length(search_vector)`, distinct lexemes);
+# - reports_posting: one row per lexeme of each section, with its frequency and the section's length: the inverted
+#   list the lexical pass reads for a question's rarer lexemes, without opening the sections' tsvectors.
+# An UPDATE that leaves `search_vector` and the film as they were (storing an embedding) changes nothing. Lexemes are
+# upserted in their sort order, so two writers lock shared rows in the same order and cannot deadlock on them.
 STATS_SQL = """
+CREATE TABLE reports_posting (
+    lexeme text NOT NULL,
+    section_id bigint NOT NULL,
+    movie_id bigint NOT NULL,
+    frequency integer NOT NULL,
+    length integer NOT NULL,
+    PRIMARY KEY (lexeme, section_id) INCLUDE (movie_id, frequency, length)
+);
+
+CREATE FUNCTION reports_postings_add(ids bigint[], movies bigint[], vectors tsvector[]) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO reports_posting (lexeme, section_id, movie_id, frequency, length)
+    SELECT u.lexeme, s.id, s.movie_id, cardinality(u.positions), length(s.vector)
+    FROM unnest(ids, movies, vectors) AS s(id, movie_id, vector), unnest(s.vector) AS u;
+$$;
+
+CREATE FUNCTION reports_postings_remove(ids bigint[], vectors tsvector[]) RETURNS void
+LANGUAGE sql AS $$
+    DELETE FROM reports_posting p
+    USING (
+        SELECT s.id, lexeme FROM unnest(ids, vectors) AS s(id, vector), unnest(tsvector_to_array(s.vector)) AS lexeme
+    ) gone
+    WHERE p.lexeme = gone.lexeme AND p.section_id = gone.id;
+$$;
+
 CREATE FUNCTION reports_lexicon_apply(added tsvector[], removed tsvector[]) RETURNS void
 LANGUAGE sql AS $$
     WITH delta AS (
@@ -35,26 +63,42 @@ LANGUAGE sql AS $$
 $$;
 
 CREATE FUNCTION reports_lexicon_on_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    ids bigint[];
+    movies bigint[];
+    vectors tsvector[];
 BEGIN
-    PERFORM reports_lexicon_apply((SELECT array_agg(search_vector) FROM new_rows), NULL);
+    SELECT array_agg(id), array_agg(movie_id), array_agg(search_vector) INTO ids, movies, vectors FROM new_rows;
+    PERFORM reports_postings_add(ids, movies, vectors);
+    PERFORM reports_lexicon_apply(vectors, NULL);
     RETURN NULL;
 END $$;
 
 CREATE FUNCTION reports_lexicon_on_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    ids bigint[];
+    vectors tsvector[];
 BEGIN
-    PERFORM reports_lexicon_apply(NULL, (SELECT array_agg(search_vector) FROM old_rows));
+    SELECT array_agg(id), array_agg(search_vector) INTO ids, vectors FROM old_rows;
+    PERFORM reports_postings_remove(ids, vectors);
+    PERFORM reports_lexicon_apply(NULL, vectors);
     RETURN NULL;
 END $$;
 
 CREATE FUNCTION reports_lexicon_on_update() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
+    ids bigint[];
+    movies bigint[];
     added tsvector[];
     removed tsvector[];
 BEGIN
-    SELECT array_agg(n.search_vector), array_agg(o.search_vector) INTO added, removed
+    SELECT array_agg(n.id), array_agg(n.movie_id), array_agg(n.search_vector), array_agg(o.search_vector)
+    INTO ids, movies, added, removed
     FROM new_rows n JOIN old_rows o ON o.id = n.id
-    WHERE n.search_vector IS DISTINCT FROM o.search_vector;
-    IF added IS NOT NULL THEN
+    WHERE n.search_vector IS DISTINCT FROM o.search_vector OR n.movie_id <> o.movie_id;
+    IF ids IS NOT NULL THEN
+        PERFORM reports_postings_remove(ids, removed);
+        PERFORM reports_postings_add(ids, movies, added);
         PERFORM reports_lexicon_apply(added, removed);
     END IF;
     RETURN NULL;
@@ -63,6 +107,7 @@ END $$;
 CREATE FUNCTION reports_lexicon_on_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM reports_lexeme;
+    DELETE FROM reports_posting;
     UPDATE reports_corpus SET sections = 0, lexemes = 0;
     RETURN NULL;
 END $$;
@@ -84,6 +129,7 @@ CREATE INDEX reports_lexeme_trgm ON reports_lexeme USING gin (lexeme gin_trgm_op
 -- Films whose title words a question names.
 CREATE INDEX movie_title_search ON reports_movie USING gin (to_tsvector('english', title));
 SELECT reports_lexicon_apply((SELECT array_agg(search_vector) FROM reports_moviesection), NULL);
+SELECT reports_postings_add(array_agg(id), array_agg(movie_id), array_agg(search_vector)) FROM reports_moviesection;
 """
 
 DROP_SQL = """
@@ -93,7 +139,9 @@ DROP TRIGGER reports_lexicon_delete ON reports_moviesection;
 DROP TRIGGER reports_lexicon_update ON reports_moviesection;
 DROP TRIGGER reports_lexicon_truncate ON reports_moviesection;
 DROP FUNCTION reports_lexicon_on_insert(), reports_lexicon_on_delete(), reports_lexicon_on_update(),
-    reports_lexicon_on_truncate(), reports_lexicon_apply(tsvector[], tsvector[]);
+    reports_lexicon_on_truncate(), reports_lexicon_apply(tsvector[], tsvector[]),
+    reports_postings_add(bigint[], bigint[], tsvector[]), reports_postings_remove(bigint[], tsvector[]);
+DROP TABLE reports_posting;
 """
 
 
