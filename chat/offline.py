@@ -76,10 +76,11 @@ class Concept:
     asks: frozenset[str]  # stems
     cues: frozenset[str]  # stems
     answer: re.Pattern[str]  # what the answer looks like: a name, a year, a place, an award
+    phrases: tuple[str, ...] = ()  # cues of several words, matched in the lower-cased sentence ("takes place")
 
 
-def _concept(name: str, asks: str, cues: str, answer: re.Pattern[str]) -> Concept:
-    return Concept(name, frozenset(map(stem, asks.split())), frozenset(map(stem, cues.split())), answer)
+def _concept(name: str, asks: str, cues: str, answer: re.Pattern[str], phrases: tuple[str, ...] = ()) -> Concept:
+    return Concept(name, frozenset(map(stem, asks.split())), frozenset(map(stem, cues.split())), answer, phrases)
 
 
 # Film questions come in a few kinds, and the sentence answering one rarely repeats its words: "who did the music"
@@ -117,8 +118,9 @@ CONCEPTS = (
     _concept(
         "place",
         "where location locations set filmed shot located place",
-        "set shot filmed location locations place",
+        "set shot filmed location locations",
         _PLACE,
+        ("takes place", "took place", "set in"),
     ),
     _concept(
         "source",
@@ -186,6 +188,12 @@ def best_sentences(*, question: str, hits: Sequence[Hit]) -> list[_Candidate]:
         concepts = [_CAST]  # "who was in Singin' in the Rain?"
     hints = {pattern for word, pattern in _HINTS.items() if word in asked_words} | {c.answer for c in concepts}
     cues = frozenset().union(*(c.cues for c in concepts)) if concepts else frozenset()
+    phrases = [phrase for c in concepts for phrase in c.phrases]
+
+    def speaks_of(candidate: _Candidate) -> bool:
+        """The sentence speaks of what the question asks about (a cue of one of its concepts)."""
+        return bool(cues & candidate.stems) or any(phrase in candidate.text.lower() for phrase in phrases)
+
     idf = _idf(candidates, question_stems)
     if specific:
         # The film's own title is in many of its sentences and answers nothing: it only breaks ties.
@@ -202,14 +210,14 @@ def best_sentences(*, question: str, hits: Sequence[Hit]) -> list[_Candidate]:
 
     def evidence(candidate: _Candidate) -> bool:
         """The sentence (or its heading) holds a specific term of the question, or a cue of what it asks."""
-        return bool(specific & (candidate.stems | candidate.heading_stems) or cues & candidate.stems)
+        return bool(specific & (candidate.stems | candidate.heading_stems)) or speaks_of(candidate)
 
     def score(candidate: _Candidate) -> float:
         hit = candidate.hit
         value = overlap(candidate) + _RANK_WEIGHT / (1 + candidate.hit_rank)
         value += _SIMILARITY_WEIGHT * max(hit.similarity or 0.0, 0.0)
         value += _LEAD_WEIGHT if candidate.position == 0 else 0.0
-        if cues & candidate.stems:
+        if speaks_of(candidate):
             value += _CONCEPT_WEIGHT
         if evidence(candidate) and any(pattern.search(candidate.text) for pattern in hints):
             value += _HINT_WEIGHT

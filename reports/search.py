@@ -114,12 +114,16 @@ def _weights(source: str) -> str:
 
 
 # The vector part alone: what `test_hnsw_index` explains, and the first CTE of HYBRID_SQL.
-VECTOR_SQL = """
-SELECT id, movie_id, embedding <=> %(vector)s::vector AS distance
+_NEAREST = """
+SELECT id, movie_id, embedding <=> {vector} AS distance
 FROM reports_moviesection
-ORDER BY embedding <=> %(vector)s::vector
+ORDER BY embedding <=> {vector}
 LIMIT %(candidates)s
 """
+VECTOR_SQL = _NEAREST.format(vector="%(vector)s::vector")
+# In the prepared statements the question's vector arrives as text: cast once (an InitPlan), not once per row.
+_ASKED = "(SELECT vector FROM asked_vector)"
+ASKED_VECTOR_CTE = "asked_vector AS MATERIALIZED (SELECT %(vector)s::vector AS vector)"
 
 # BM25 weight of a posting (frequency, length) for a term (idf, mean_length).
 _POSTING_WEIGHT = f"""
@@ -166,7 +170,8 @@ SELECT movie_id FROM lexical_films
 
 HYBRID_SQL = f"""
 WITH {TERMS_SQL},
-vector_hits AS MATERIALIZED ({VECTOR_SQL}),
+{ASKED_VECTOR_CTE},
+vector_hits AS MATERIALIZED ({_NEAREST.format(vector=_ASKED)}),
 {LEXICAL_CTES},
 title_films AS (
     SELECT m.id AS movie_id
@@ -181,7 +186,7 @@ candidate_films AS (
     UNION SELECT movie_id FROM title_films
 ),
 candidate_sections AS MATERIALIZED (
-    SELECT s.id, s.movie_id, s.embedding <=> %(vector)s::vector AS distance
+    SELECT s.id, s.movie_id, s.embedding <=> {_ASKED} AS distance
     FROM reports_moviesection s
     WHERE s.movie_id IN (SELECT movie_id FROM candidate_films) AND s.embedding IS NOT NULL
 ),
@@ -210,8 +215,9 @@ LEFT JOIN section_terms st ON st.id = c.id
 
 FILM_SQL = f"""
 WITH {TERMS_SQL},
+{ASKED_VECTOR_CTE},
 film_sections AS MATERIALIZED (
-    SELECT id, movie_id, search_vector, embedding <=> %(vector)s::vector AS distance
+    SELECT id, movie_id, search_vector, embedding <=> {_ASKED} AS distance
     FROM reports_moviesection
     WHERE movie_id = %(movie_id)s AND embedding IS NOT NULL
 ),
