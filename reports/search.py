@@ -44,7 +44,7 @@ VECTOR_CANDIDATES = 60
 LEXICAL_FILMS = 40
 LEXICAL_POSTINGS = 3000
 # ... and a lexeme in more than this share of the sections never does (but the rarest of the question always does).
-LEXICAL_COMMON = 0.1
+LEXICAL_COMMON = 0.5
 # A question word whose lexeme no section has is replaced by the most similar one that some section has, when at
 # least this similar (pg_trgm similarity): "hitchock" finds "hitchcock".
 CORRECTION_SIMILARITY = 0.45
@@ -152,13 +152,13 @@ lexical_postings AS MATERIALIZED (
     -- OFFSET 0 keeps the planner from flattening this into a scan of every posting: one index range per lexeme.
     CROSS JOIN LATERAL (SELECT * FROM reports_posting WHERE lexeme = t.lexeme OFFSET 0) p
 ),
-lexical_films AS (
-    SELECT movie_id FROM (
-        SELECT movie_id, lexeme, max(weight) AS weight FROM lexical_postings GROUP BY movie_id, lexeme
-    ) best
+film_lexical AS MATERIALIZED (
+    SELECT movie_id, sum(weight) AS lexical
+    FROM (SELECT movie_id, lexeme, max(weight) AS weight FROM lexical_postings GROUP BY movie_id, lexeme) best
     GROUP BY movie_id
-    ORDER BY sum(weight) DESC, movie_id
-    LIMIT %(lexical_films)s
+),
+lexical_films AS (
+    SELECT movie_id FROM film_lexical ORDER BY lexical DESC, movie_id LIMIT %(lexical_films)s
 )"""  # noqa: S608 (constant SQL)
 
 # BM25 alone, film by film: what the benchmark times as the lexical stage.
@@ -180,49 +180,37 @@ title_films AS (
         SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery FROM terms
     )
 ),
-candidate_films AS (
-    SELECT movie_id FROM vector_hits
-    UNION SELECT movie_id FROM lexical_films
-    UNION SELECT movie_id FROM title_films
+-- A film found by the vector has its best section among the nearest (the HNSW list is the nearest sections of all);
+-- a film found only by its words or its title gets the exact similarity of its best section.
+vector_films AS (
+    SELECT movie_id, max(1 - distance) AS similarity FROM vector_hits GROUP BY movie_id
 ),
-candidate_sections AS MATERIALIZED (
-    SELECT s.id, s.movie_id, s.embedding <=> {_ASKED} AS distance
+other_films AS (
+    SELECT s.movie_id, max(1 - (s.embedding <=> {_ASKED})) AS similarity
     FROM reports_moviesection s
-    WHERE s.movie_id IN (SELECT movie_id FROM candidate_films) AND s.embedding IS NOT NULL
-),
--- The other lexemes' weights in the candidate sections, by primary key (lexeme, section).
-common_postings AS (
-    SELECT c.id, t.lexeme, {_POSTING_WEIGHT} AS weight
-    FROM candidate_sections c
-    CROSS JOIN (SELECT * FROM terms WHERE lexeme NOT IN (SELECT lexeme FROM rare_terms)) t
-    CROSS JOIN LATERAL (SELECT * FROM reports_posting WHERE lexeme = t.lexeme AND section_id = c.id OFFSET 0) p
-),
-section_weights AS (
-    SELECT id, lexeme, weight FROM lexical_postings WHERE id IN (SELECT id FROM candidate_sections)
-    UNION ALL
-    SELECT id, lexeme, weight FROM common_postings
-),
-section_terms AS (
-    SELECT id, array_agg(lexeme ORDER BY lexeme) AS lexemes, array_agg(weight ORDER BY lexeme) AS weights
-    FROM section_weights
-    GROUP BY id
+    WHERE s.movie_id IN (
+        SELECT movie_id FROM lexical_films UNION SELECT movie_id FROM title_films
+        EXCEPT SELECT movie_id FROM vector_films
+    ) AND s.embedding IS NOT NULL
+    GROUP BY s.movie_id
 )
-SELECT c.id, c.movie_id, 1 - c.distance AS similarity,
-       coalesce(st.lexemes, '{{}}'), coalesce(st.weights, '{{}}')
-FROM candidate_sections c
-LEFT JOIN section_terms st ON st.id = c.id
+SELECT f.movie_id, f.similarity, coalesce(l.lexical, 0)
+FROM (SELECT * FROM vector_films UNION ALL SELECT * FROM other_films) f
+LEFT JOIN film_lexical l ON l.movie_id = f.movie_id
 """  # noqa: S608 (constant SQL: built from the constants above)
 
+# Every section of the given films, with its similarity and its BM25 over all the question's lexemes (from its own
+# search_vector: a few sections, so no need of the postings).
 FILM_SQL = f"""
 WITH {TERMS_SQL},
 {ASKED_VECTOR_CTE},
 film_sections AS MATERIALIZED (
     SELECT id, movie_id, search_vector, embedding <=> {_ASKED} AS distance
     FROM reports_moviesection
-    WHERE movie_id = %(movie_id)s AND embedding IS NOT NULL
+    WHERE movie_id = ANY(%(movie_ids)s) AND embedding IS NOT NULL
 ),
 section_weights AS ({_weights("film_sections")})
-SELECT f.id, 1 - f.distance AS similarity,
+SELECT f.id, f.movie_id, 1 - f.distance AS similarity,
        coalesce((SELECT sum(w.weight) FROM section_weights w WHERE w.id = f.id), 0) AS lexical
 FROM film_sections f
 """  # noqa: S608 (constant SQL: built from the constants above)
@@ -270,12 +258,19 @@ class FilmScore:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A section of a candidate film, with its evidence: what the fusion ranks."""
+    """A candidate film with its evidence, before fusion: what `rank_films` ranks."""
 
+    movie_id: int
+    similarity: float  # its best section's cosine similarity
+    lexical: float  # BM25 of the film: each of the question's rarer lexemes once, at the section where it weighs most
+
+
+@dataclass(frozen=True)
+class _SectionRow:
     section_id: int
     movie_id: int
     similarity: float
-    weights: dict[str, float]  # BM25 weight of each question lexeme the section holds
+    lexical: float  # BM25 over all the question's lexemes
 
 
 def vector_literal(vector: np.ndarray | Sequence[float]) -> str:
@@ -330,16 +325,10 @@ def search_movie(
     vector = embed_query(query) if vector is None else vector
     embedded = time.perf_counter()
     with connection.cursor() as cursor:
-        rows = run_prepared(FILM_SQL, {"vector": vector_literal(vector), "text": query, "movie_id": movie_id})
-        best_lexical = max((row[2] for row in rows), default=0.0) or 1.0
-        scored = sorted(
-            ((fusion.vector * row[1] + fusion.section_lexical * row[2] / best_lexical, row[0], row[1]) for row in rows),
-            key=lambda item: (-item[0], item[1]),
-        )[:k]
-        sections = _sections(cursor, [section_id for _, section_id, _ in scored])
-    hits = [
-        replace(sections[section_id], similarity=similarity, score=score) for score, section_id, similarity in scored
-    ]
+        rows = _section_rows(query=query, vector=vector, movie_ids=[movie_id])
+        scored = _order_sections(rows, fusion)[:k]
+        sections = _sections(cursor, [row.section_id for _, row in scored])
+    hits = [replace(sections[row.section_id], similarity=row.similarity, score=score) for score, row in scored]
     return SearchResult(hits, _timings(started, embedded))
 
 
@@ -361,12 +350,16 @@ def search_all(
     embedded = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
         configure_cross_film_search(cursor, ef_search or settings.HNSW_EF_SEARCH)
-        candidates = _candidates(run_prepared(HYBRID_SQL, hybrid_params(vector=vector, text=query)))
-        films = rank_films(candidates, fusion)
-        chosen = choose_sections(films, k=k, per_film=per_film)
+        films = rank_films(_film_rows(query=query, vector=vector), fusion)
+        # The sections of the first films only: at most one film per source.
+        top = films[:k]
+        by_film = {film.movie_id: film for film in top}
+        rows = _section_rows(query=query, vector=vector, movie_ids=list(by_film))
+        for score, row in _order_sections(rows, fusion):
+            by_film[row.movie_id].sections.append((score, row.section_id))
+        chosen = choose_sections(top, k=k, per_film=per_film)
         sections = _sections(cursor, [section_id for _, section_id in chosen])
-    by_film = {film.movie_id: film for film in films}
-    similarity = {candidate.section_id: candidate.similarity for candidate in candidates}
+    similarity = {row.section_id: row.similarity for row in rows}
     hits = [
         replace(
             sections[section_id],
@@ -381,29 +374,19 @@ def search_all(
 
 
 def candidates(*, query: str, vector: np.ndarray, ef_search: int | None = None) -> list[Candidate]:
-    """The sections of the candidate films with their evidence, before fusion (what `search_all` ranks)."""
+    """The candidate films with their evidence, before fusion (what `search_all` ranks)."""
     with transaction.atomic(), connection.cursor() as cursor:
         configure_cross_film_search(cursor, ef_search or settings.HNSW_EF_SEARCH)
-        return _candidates(run_prepared(HYBRID_SQL, hybrid_params(vector=vector, text=query)))
+        return _film_rows(query=query, vector=vector)
 
 
 def rank_films(rows: Sequence[Candidate], fusion: Fusion = FUSION) -> list[FilmScore]:
-    """Each candidate film's evidence, fused: its best section's similarity, scaled so the best candidate has 1 and
-    the worst 0, and its BM25 (each question lexeme once, at the section where it weighs most: evidence spread over
-    several sections adds up), scaled by the best film's. A film's sections are ordered by their similarity plus a
-    share of their BM25."""
-    films: dict[int, FilmScore] = {}
-    best_weight: dict[tuple[int, str], float] = defaultdict(float)
-    for row in rows:
-        film = films.setdefault(row.movie_id, FilmScore(row.movie_id))
-        film.similarity = max(film.similarity, row.similarity)
-        for lexeme, weight in row.weights.items():
-            key = (row.movie_id, lexeme)
-            best_weight[key] = max(best_weight[key], weight)
-    for (movie_id, _), weight in best_weight.items():
-        films[movie_id].lexical += weight
-    if not films:
+    """The candidate films, best first, each on its evidence fused: its best section's similarity, scaled so the
+    best candidate has 1 and the worst 0, and its BM25 (each question lexeme once, at the section where it weighs
+    most: evidence spread over several sections adds up), scaled by the best film's."""
+    if not rows:
         return []
+    films = {row.movie_id: FilmScore(row.movie_id, similarity=row.similarity, lexical=row.lexical) for row in rows}
     top_similarity = max(film.similarity for film in films.values())
     low_similarity = min(film.similarity for film in films.values())
     spread = top_similarity - low_similarity or 1.0
@@ -420,16 +403,7 @@ def rank_films(rows: Sequence[Candidate], fusion: Fusion = FUSION) -> list[FilmS
                 fusion.vector * (film.similarity - low_similarity) / spread
                 + fusion.lexical * film.lexical / top_lexical
             )
-    best_section_lexical: dict[int, float] = defaultdict(float)
-    for row in rows:
-        best_section_lexical[row.movie_id] = max(best_section_lexical[row.movie_id], sum(row.weights.values()))
-    for row in rows:
-        lexical = sum(row.weights.values()) / (best_section_lexical[row.movie_id] or 1.0)
-        films[row.movie_id].sections.append((row.similarity + fusion.section_lexical * lexical, row.section_id))
-    ranked = sorted(films.values(), key=lambda film: (-film.score, film.movie_id))
-    for film in ranked:
-        film.sections.sort(key=lambda item: (-item[0], item[1]))
-    return ranked
+    return sorted(films.values(), key=lambda film: (-film.score, film.movie_id))
 
 
 def choose_sections(films: Sequence[FilmScore], *, k: int, per_film: int) -> list[tuple[int, int]]:
@@ -453,16 +427,26 @@ def _set_ranks(films: Sequence[FilmScore] | Any, score: str, rank: str) -> None:
         setattr(film, rank, position)
 
 
-def _candidates(rows: Sequence[Sequence[Any]]) -> list[Candidate]:
-    return [
-        Candidate(
-            section_id=row[0],
-            movie_id=row[1],
-            similarity=float(row[2]),
-            weights=dict(zip(row[3], map(float, row[4]), strict=True)),
-        )
+def _film_rows(*, query: str, vector: np.ndarray) -> list[Candidate]:
+    rows = run_prepared(HYBRID_SQL, hybrid_params(vector=vector, text=query))
+    return [Candidate(movie_id=row[0], similarity=float(row[1]), lexical=float(row[2])) for row in rows]
+
+
+def _section_rows(*, query: str, vector: np.ndarray, movie_ids: list[int]) -> list[_SectionRow]:
+    rows = run_prepared(FILM_SQL, {"vector": vector_literal(vector), "text": query, "movie_ids": movie_ids})
+    return [_SectionRow(row[0], row[1], float(row[2]), float(row[3])) for row in rows]
+
+
+def _order_sections(rows: Sequence[_SectionRow], fusion: Fusion) -> list[tuple[float, _SectionRow]]:
+    """A film's sections ordered by their similarity plus a share of their BM25 (scaled by the film's best)."""
+    best: dict[int, float] = defaultdict(float)
+    for row in rows:
+        best[row.movie_id] = max(best[row.movie_id], row.lexical)
+    scored = [
+        (fusion.vector * row.similarity + fusion.section_lexical * row.lexical / (best[row.movie_id] or 1.0), row)
         for row in rows
     ]
+    return sorted(scored, key=lambda item: (-item[0], item[1].section_id))
 
 
 def _sections(cursor: Any, ids: list[int]) -> dict[int, Hit]:

@@ -1,6 +1,7 @@
 """The evaluation command on a small question set, through the real retrieval and the offline answerer."""
 
 import json
+import re
 from io import StringIO
 from pathlib import Path
 
@@ -61,7 +62,11 @@ def test_a_wrong_question_shows_up_in_the_figures_and_the_misses(sample_movies, 
     )
     figures = json.loads((tmp_path / "f.json").read_text())
     assert (figures["test"]["all_films"]["recall_at_1"], figures["test"]["film_pages"]["fact_accuracy"]) == (0.0, 0.0)
-    assert "[test who #1] film rank 8, first 'The Godfather': Who directed The Godfather?" in out.getvalue()
+    # The rank of Vertigo below The Godfather depends on the HNSW index's state (tests before this one add and roll
+    # back sections): the miss is what is checked.
+    assert re.search(
+        r"\[test who #1\] film rank \d+, first 'The Godfather': Who directed The Godfather\?", out.getvalue()
+    )
     assert "[test who #1] answer misses ('Francis Ford Coppola',): Who directed The Godfather?" in out.getvalue()
 
 

@@ -46,7 +46,7 @@ def test_per_film_search_returns_min_k_n_rows_with_the_hnsw_index_present(sample
         n = MovieSection.objects.filter(movie=movie).count()
         for k in (1, 2, 6):
             assert len(search_movie(movie_id=movie.pk, query="who is in it", k=k).hits) == min(k, n)
-    plan = explain(FILM_SQL, {"vector": vector_literal([0.0] * 384), "movie_id": 1, "text": "cast"})
+    plan = explain(FILM_SQL, {"vector": vector_literal([0.0] * 384), "movie_ids": [1], "text": "cast"})
     assert "section_embedding_hnsw" not in plan
 
 
