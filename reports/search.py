@@ -41,8 +41,8 @@ VECTOR_CANDIDATES = 60
 # index: the rarest lexemes of the question first, at least one, while they add up to at most this many postings.
 # Common lexemes still count in the scores of every candidate; they only stop generating candidates (at 100,000
 # sections "film" alone would match nearly all of them).
-LEXICAL_FILMS = 40
-LEXICAL_POSTINGS = 3000
+LEXICAL_FILMS = 20
+LEXICAL_POSTINGS = 1000
 # ... and a lexeme in more than this share of the sections never does (but the rarest of the question always does).
 LEXICAL_COMMON = 0.5
 # A question word whose lexeme no section has is replaced by the most similar one that some section has, when at
