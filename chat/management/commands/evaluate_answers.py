@@ -65,7 +65,8 @@ class Command(BaseCommand):
         tuning = [q for q in questions if q.split == "tune"]
         bar = progress_bar(not options["no_progress"], self.stderr)
         trials = evaluation.tune(tuning, progress=lambda items: bar(items, "Questions"))
-        self.stdout.write(f"{len(trials)} fusions tried on {len(tuning)} tuning questions.")
+        asked = sum(q.kind != evaluation.NONE_KIND for q in tuning)
+        self.stdout.write(f"{len(trials)} fusions tried on the {asked} all-films questions of the tuning half.")
         best_per_method: dict[int, evaluation.Trial] = {}
         for trial in trials:
             best_per_method.setdefault(trial.fusion.rrf_k, trial)
