@@ -4,16 +4,17 @@
   question and BM25 together. The HNSW index would filter after its scan and could return fewer than k rows, so this
   query keeps the planner away from it.
 - Across films: a question there is usually about *which* film, so films are ranked first, each on the evidence of
-  all its sections, then the answer gets the best sections of the top films. One SQL statement gathers the
-  candidates and their evidence:
-  - lexical: BM25 over the full-text index (`search_vector`, English stemming and stop words), OR over the
-    question's lexemes, each weighted by its rarity (document frequencies in `reports_lexeme`, kept by triggers);
-    a word the corpus never uses is corrected to the closest lexeme that it does (trigram similarity);
+  all its sections, then the answer gets the best sections of the top films. One SQL statement (HYBRID_SQL) gathers
+  the candidate films and their evidence:
+  - lexical: BM25 over the question's lexemes (English stemming and stop words, as `search_vector`), OR, each
+    weighted by its rarity; the postings of the rarer ones are read from `reports_posting`, an inverted list kept
+    with `reports_lexeme` and `reports_corpus` by triggers (migration 0004); a word the corpus never uses is
+    corrected to the closest lexeme that it does (trigram similarity);
   - vector: the HNSW index (cosine) with `hnsw.ef_search` from settings;
   - title: films whose title words the question names;
-  then, for every section of every candidate film, the exact cosine similarity and BM25 weight of each matched
-  lexeme. The fusion (below, in Python, over a few hundred rows) weighs the three by constants chosen on the tuning
-  half of `eval/questions.jsonl` (`python manage.py evaluate_answers`).
+  each film with its best section's similarity and its BM25. The fusion (`rank_films`, in Python) weighs the two by
+  constants chosen on the tuning half of `eval/questions.jsonl` (`python manage.py evaluate_answers --tune`). A
+  second statement (FILM_SQL) scores every section of the first films, as it does a film page's sections.
 """
 
 from __future__ import annotations
