@@ -211,16 +211,12 @@ film_sections AS MATERIALIZED (
     WHERE movie_id = ANY(%(movie_ids)s) AND embedding IS NOT NULL
 ),
 section_weights AS ({_weights("film_sections")})
-SELECT f.id, f.movie_id, 1 - f.distance AS similarity,
-       coalesce((SELECT sum(w.weight) FROM section_weights w WHERE w.id = f.id), 0) AS lexical
+SELECT {_SECTION_COLUMNS}, 1 - f.distance AS similarity, coalesce(w.lexical, 0) AS lexical
 FROM film_sections f
+JOIN reports_moviesection s ON s.id = f.id
+JOIN reports_movie m ON m.id = s.movie_id
+LEFT JOIN (SELECT id, sum(weight) AS lexical FROM section_weights GROUP BY id) w ON w.id = f.id
 """  # noqa: S608 (constant SQL: built from the constants above)
-
-SECTIONS_SQL = f"""
-SELECT {_SECTION_COLUMNS}
-FROM reports_moviesection s JOIN reports_movie m ON m.id = s.movie_id
-WHERE s.id = ANY(%(ids)s)
-"""  # noqa: S608 (constant SQL)
 
 
 @dataclass(frozen=True)
@@ -268,10 +264,16 @@ class Candidate:
 
 @dataclass(frozen=True)
 class _SectionRow:
-    section_id: int
-    movie_id: int
-    similarity: float
+    hit: Hit  # with its similarity; the score is set once the sections are ordered
     lexical: float  # BM25 over all the question's lexemes
+
+    @property
+    def section_id(self) -> int:
+        return self.hit.section_id
+
+    @property
+    def movie_id(self) -> int:
+        return self.hit.movie_id
 
 
 def vector_literal(vector: np.ndarray | Sequence[float]) -> str:
@@ -325,11 +327,8 @@ def search_movie(
     started = time.perf_counter()
     vector = embed_query(query) if vector is None else vector
     embedded = time.perf_counter()
-    with connection.cursor() as cursor:
-        rows = _section_rows(query=query, vector=vector, movie_ids=[movie_id])
-        scored = _order_sections(rows, fusion)[:k]
-        sections = _sections(cursor, [row.section_id for _, row in scored])
-    hits = [replace(sections[row.section_id], similarity=row.similarity, score=score) for score, row in scored]
+    scored = _order_sections(_section_rows(query=query, vector=vector, movie_ids=[movie_id]), fusion)[:k]
+    hits = [replace(row.hit, score=score) for score, row in scored]
     return SearchResult(hits, _timings(started, embedded))
 
 
@@ -359,12 +358,10 @@ def search_all(
         for score, row in _order_sections(rows, fusion):
             by_film[row.movie_id].sections.append((score, row.section_id))
         chosen = choose_sections(top, k=k, per_film=per_film)
-        sections = _sections(cursor, [section_id for _, section_id in chosen])
-    similarity = {row.section_id: row.similarity for row in rows}
+    sections = {row.section_id: row.hit for row in rows}
     hits = [
         replace(
             sections[section_id],
-            similarity=similarity[section_id],
             score=by_film[movie_id].score,
             vector_rank=by_film[movie_id].vector_rank,
             text_rank=by_film[movie_id].text_rank,
@@ -435,7 +432,7 @@ def _film_rows(*, query: str, vector: np.ndarray) -> list[Candidate]:
 
 def _section_rows(*, query: str, vector: np.ndarray, movie_ids: list[int]) -> list[_SectionRow]:
     rows = run_prepared(FILM_SQL, {"vector": vector_literal(vector), "text": query, "movie_ids": movie_ids})
-    return [_SectionRow(row[0], row[1], float(row[2]), float(row[3])) for row in rows]
+    return [_SectionRow(_hit(row[:8], similarity=float(row[8]), score=0.0), float(row[9])) for row in rows]
 
 
 def _order_sections(rows: Sequence[_SectionRow], fusion: Fusion) -> list[tuple[float, _SectionRow]]:
@@ -444,15 +441,14 @@ def _order_sections(rows: Sequence[_SectionRow], fusion: Fusion) -> list[tuple[f
     for row in rows:
         best[row.movie_id] = max(best[row.movie_id], row.lexical)
     scored = [
-        (fusion.vector * row.similarity + fusion.section_lexical * row.lexical / (best[row.movie_id] or 1.0), row)
+        (
+            fusion.vector * (row.hit.similarity or 0.0)
+            + fusion.section_lexical * row.lexical / (best[row.movie_id] or 1.0),
+            row,
+        )
         for row in rows
     ]
     return sorted(scored, key=lambda item: (-item[0], item[1].section_id))
-
-
-def _sections(cursor: Any, ids: list[int]) -> dict[int, Hit]:
-    cursor.execute(SECTIONS_SQL, {"ids": ids})
-    return {row[0]: _hit(row, similarity=None, score=0.0) for row in cursor.fetchall()}
 
 
 def _hit(row: Sequence[Any], **scores: Any) -> Hit:
