@@ -295,9 +295,13 @@ def configure_cross_film_search(cursor: Any, ef_search: int) -> None:
     """SET LOCAL (until the end of the current transaction) what the cross-film query needs: `hnsw.ef_search`, and
     no sequential scan. Below a few thousand rows the planner prefers an exact scan and sort (about as fast there);
     going through the index at every size keeps retrieval's behaviour, recall and latency the same from the first
-    thousand sections to the millionth, which is what `test_hnsw_index` and the benchmarks measure."""
+    thousand sections to the millionth, which is what `test_hnsw_index` and the benchmarks measure.
+
+    `hnsw.iterative_scan`: when the entries the scan finds are rows deleted since the last vacuum (after a re-import,
+    or rolled back), the scan goes on past `ef_search` rather than return fewer sections, or none."""
     cursor.execute(
-        "SELECT set_config('hnsw.ef_search', %s, true), set_config('enable_seqscan', 'off', true)",
+        "SELECT set_config('hnsw.ef_search', %s, true), set_config('enable_seqscan', 'off', true), "
+        "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
         [str(int(ef_search))],
     )
 
