@@ -10,9 +10,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flickora.settings")
 application = get_asgi_application()
 
 if settings.EMBEDDING_PRELOAD:
-    # Load the embedding model now: with gunicorn's --preload this runs once in the master and the workers share
-    # the weights, and no visitor waits seconds for the first question. Loading runs no torch thread pool, so
-    # forking afterwards is safe.
+    # Load the question encoder now (exporting it first if this data directory has none): with gunicorn's --preload
+    # this runs once in the master and the workers share it, and no visitor waits for the first question. It starts
+    # no thread pool (one intra-op thread), so forking afterwards is safe.
     from reports.embeddings import get_embedder
 
-    _ = get_embedder().model
+    get_embedder().warm()

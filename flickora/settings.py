@@ -199,6 +199,10 @@ EMBEDDING_BATCH_THREADS = env_int("EMBEDDING_BATCH_THREADS", os.cpu_count() or 1
 EMBEDDING_QUERY_NICE = env_int("EMBEDDING_QUERY_NICE", 5)
 # auto: bfloat16 autocast where the CPU computes it natively (AVX512-BF16, AMX), else float32; or float32, bfloat16.
 EMBEDDING_DTYPE = os.environ.get("EMBEDDING_DTYPE", "").strip() or "auto"
+# Questions: onnx (onnxruntime on an export of the bundled model, made once under ENCODER_DIR; no torch in the web
+# process) or torch. Measured on 2 cores, see README "Question embedding".
+EMBEDDING_QUERY_RUNTIME = os.environ.get("EMBEDDING_QUERY_RUNTIME", "").strip() or "onnx"
+ENCODER_DIR = Path(os.environ.get("ENCODER_DIR") or DATA_DIR / "encoder").resolve()
 RETRIEVAL_TOP_K = env_int("RETRIEVAL_TOP_K", 6)
 RETRIEVAL_PER_FILM = env_int("RETRIEVAL_PER_FILM", 2)
 

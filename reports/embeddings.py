@@ -1,7 +1,9 @@
 """The sentence embedder: all-MiniLM-L6-v2, loaded once per process, lazily, from the bundled package (offline).
 
-Query vectors sit in an LRU cache keyed by the normalised text; `cache_stats()` shows its hit rate. Vectors are
-float32 and L2-normalised, so cosine distance and inner product rank alike, whatever dtype the model ran in.
+Questions go through onnxruntime (`reports.encoder`, no torch: the web process never imports it) unless
+`EMBEDDING_QUERY_RUNTIME=torch`; batches (imports) go through torch. Query vectors sit in an LRU cache keyed by the
+normalised text; `cache_stats()` shows its hit rate. Vectors are float32 and L2-normalised, so cosine distance and
+inner product rank alike, whatever dtype or runtime the model ran in.
 
 The model runs under bfloat16 autocast where the CPU computes bfloat16 natively (AVX512-BF16 or AMX; elsewhere it
 is emulated and slower than float32): measured on 2 cores, 2.4x the sections per second and a fifth off a query,
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
     from tokenizers import Tokenizer
 
+    from reports.encoder import OnnxEncoder
+
 logger = logging.getLogger(__name__)
 
 DIMENSIONS = 384
@@ -36,6 +40,7 @@ MAX_TOKENS = 256
 
 Dtype = Literal["float32", "bfloat16"]
 DTYPES = ("auto", "float32", "bfloat16")
+QUERY_RUNTIMES = ("onnx", "torch")
 
 
 @cache
@@ -111,11 +116,26 @@ class QueryCache:
 
 
 class Embedder:
-    def __init__(self, *, threads: int, cache_size: int, dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        *,
+        threads: int,
+        cache_size: int,
+        dtype: str = "float32",
+        query_runtime: str = "torch",
+        encoder_dir: Path | None = None,
+    ) -> None:
+        if query_runtime not in QUERY_RUNTIMES:
+            raise ValueError(f"Unknown query runtime {query_runtime!r}: expected one of {', '.join(QUERY_RUNTIMES)}")
+        if query_runtime == "onnx" and encoder_dir is None:
+            raise ValueError("The onnx query runtime needs the directory of its export (encoder_dir)")
         self.threads = threads
         self.dtype = resolve_dtype(dtype)
+        self.query_runtime = query_runtime
+        self.encoder_dir = encoder_dir
         self.cache = QueryCache(cache_size)
         self._model: SentenceTransformer | None = None
+        self._encoder: OnnxEncoder | None = None
         self._tokenizer: Tokenizer | None = None
         self._load_lock = threading.Lock()
         # Hugging Face fast tokenizers raise "Already borrowed" when one is used from two threads at once.
@@ -148,6 +168,40 @@ class Embedder:
         return model
 
     @property
+    def encoder(self) -> OnnxEncoder:
+        """The onnxruntime question encoder, exported on first use when the data directory has none."""
+        if self._encoder is None:
+            from reports import encoder
+
+            assert self.encoder_dir is not None
+            with self._load_lock:
+                if self._encoder is None:
+                    started = time.perf_counter()
+                    self._encoder = encoder.load(self.encoder_dir, threads=self.threads, max_tokens=MAX_TOKENS)
+                    self.load_seconds = time.perf_counter() - started
+                    logger.info("Loaded the ONNX question encoder in %.2f s", self.load_seconds)
+        return self._encoder
+
+    def onnx_encoder(self) -> OnnxEncoder | None:
+        """The ONNX encoder questions go through, or None for torch: the setting, or a failed export (logged as an
+        error with its reason; answers go on, through torch)."""
+        if self.query_runtime != "onnx":
+            return None
+        from reports.encoder import EncoderUnavailable
+
+        try:
+            return self.encoder
+        except EncoderUnavailable as exc:
+            logger.error("Questions are embedded with torch instead of onnxruntime: %s", exc)
+            self.query_runtime = "torch"
+            return None
+
+    def warm(self) -> None:
+        """Load what questions need now, not on the first question (the web process's start-up)."""
+        if self.onnx_encoder() is None:
+            _ = self.model
+
+    @property
     def tokenizer(self) -> Tokenizer:
         """The model's word-piece tokenizer on its own (no torch), for counting: the splitter calls it thousands of
         times per import, and the transformers wrapper costs several times the tokenizing itself."""
@@ -177,7 +231,10 @@ class Embedder:
 
     def embed_queries(self, keys: Sequence[str]) -> list[np.ndarray]:
         """Embed normalised questions in one pass (with the per-query thread count) and keep them in the cache."""
-        vectors = list(self._encode(list(keys), batch_size=len(keys)))
+        if (encoder := self.onnx_encoder()) is not None:
+            vectors = list(encoder.encode(keys))
+        else:
+            vectors = list(self._encode(list(keys), batch_size=len(keys)))
         for key, vector in zip(keys, vectors, strict=True):
             vector.setflags(write=False)
             self.cache.put(key, vector)
@@ -226,6 +283,8 @@ def get_embedder() -> Embedder:
                     threads=settings.EMBEDDING_THREADS,
                     cache_size=settings.EMBEDDING_CACHE_SIZE,
                     dtype=settings.EMBEDDING_DTYPE,
+                    query_runtime=settings.EMBEDDING_QUERY_RUNTIME,
+                    encoder_dir=settings.ENCODER_DIR,
                 )
     return _embedder
 

