@@ -92,7 +92,16 @@ terms AS MATERIALIZED (
     WHERE coalesce(known.lexeme, fix.lexeme) IS NOT NULL AND position(E'\\\\' in coalesce(known.lexeme, fix.lexeme)) = 0
 ),
 lexemes AS MATERIALIZED (
-    SELECT coalesce(array_agg(lexeme), '{{}}') AS all_lexemes FROM terms
+    SELECT coalesce(array_agg(lexeme), '{{}}') AS all_lexemes,
+           -- What titles are matched against: the question's own lexemes too, since a title's word need not be in
+           -- any section's text.
+           array(
+               SELECT DISTINCT lexeme FROM (
+                   SELECT unnest(tsvector_to_array(to_tsvector('english', %(text)s))) UNION SELECT lexeme FROM terms
+               ) asked(lexeme)
+               WHERE position(E'\\\\' in lexeme) = 0
+           ) AS asked_lexemes
+    FROM terms
 )"""  # noqa: S608 (constant SQL)
 
 # BM25 weight of each question lexeme in each section of `source` (a relation with id, movie_id, search_vector).
@@ -162,6 +171,25 @@ lexical_films AS (
     SELECT movie_id FROM film_lexical ORDER BY lexical DESC, movie_id LIMIT %(lexical_films)s
 )"""  # noqa: S608 (constant SQL)
 
+TITLE_CTE = """
+-- Films the question names: every word of the title (stemmed, stop words aside) is among the question's. The GIN
+-- index finds the titles with any of them; the containment keeps those it names whole ("the eye of the Moon" does
+-- not name every film with "Moon" in its title).
+title_films AS (
+    SELECT m.id AS movie_id
+    FROM reports_movie m CROSS JOIN lexemes
+    WHERE to_tsvector('english', m.title) @@ (
+        SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery FROM unnest(lexemes.asked_lexemes) lexeme
+    ) AND tsvector_to_array(to_tsvector('english', m.title)) <@ lexemes.asked_lexemes
+)"""
+
+# The films a question names, alone (tests).
+TITLE_SQL = f"""
+WITH {TERMS_SQL},
+{TITLE_CTE}
+SELECT movie_id FROM title_films ORDER BY movie_id
+"""  # noqa: S608 (constant SQL)
+
 # BM25 alone, film by film: what the benchmark times as the lexical stage.
 LEXICAL_SQL = f"""
 WITH {TERMS_SQL},
@@ -174,13 +202,7 @@ WITH {TERMS_SQL},
 {ASKED_VECTOR_CTE},
 vector_hits AS MATERIALIZED ({_NEAREST.format(vector=_ASKED)}),
 {LEXICAL_CTES},
-title_films AS (
-    SELECT m.id AS movie_id
-    FROM reports_movie m
-    WHERE to_tsvector('english', m.title) @@ (
-        SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery FROM terms
-    )
-),
+{TITLE_CTE},
 -- A film found by the vector has its best section among the nearest (the HNSW list is the nearest sections of all);
 -- a film found only by its words or its title gets the exact similarity of its best section.
 vector_films AS (

@@ -7,7 +7,16 @@ from django.db import connection
 
 from reports import ingest
 from reports.models import Corpus, Lexeme, Movie, MovieSection
-from reports.search import BM25_B, BM25_K1, LEXICAL_COMMON, VECTOR_ONLY, search_all, search_movie
+from reports.search import (
+    BM25_B,
+    BM25_K1,
+    LEXICAL_COMMON,
+    TITLE_SQL,
+    VECTOR_ONLY,
+    run_prepared,
+    search_all,
+    search_movie,
+)
 
 # A corpus small enough to rank by hand. Every film but the last has a section that says "film" and "story": common
 # words; "lighthouse" is in one section only.
@@ -111,6 +120,19 @@ def test_a_named_title_comes_first_even_misspelt(fixed_corpus):
     for question in ("What year is Vertigo from?", "who made vertigoo", "tell me about the winter orchad"):
         titles = [hit.movie_title for hit in search_all(query=question, k=3, per_film=1).hits]
         assert titles[0] == ("Winter Orchard" if "orchad" in question else "Vertigo"), question
+
+
+def test_a_title_is_named_only_when_the_question_has_all_its_words(fixed_corpus):
+    def named(question: str) -> list[str]:
+        ids = [row[0] for row in run_prepared(TITLE_SQL, {"text": question})]
+        return sorted(movie.title for movie in Movie.objects.filter(pk__in=ids))
+
+    assert named("the harbour light at night") == ["Harbour Light"]  # not City Lights Again: one word of three
+    assert named("is City Lights Again a sequel?") == ["City Lights Again"]
+    assert named("lights of a city") == ["City Lights Again"]  # "again" is a stop word
+    assert named("a city at night") == []
+    assert named("What year is Vertigo from?") == ["Vertigo"]
+    assert named("a song of the desert, in winter") == ["Desert Song"]
 
 
 def test_per_film_search_puts_the_section_holding_the_words_first(fixed_corpus):
