@@ -456,6 +456,13 @@ def test_is_about_film_accepts_the_titled_film_in_its_wikipedia_forms() -> None:
     )
 
 
+def test_is_about_film_accepts_a_qualified_noun_only_when_a_film_word_qualifies_it() -> None:
+    assert is_about_film("Marnie", "Marnie is a 1964 film adaptation of the novel by Winston Graham.") is None
+    assert is_about_film("Marnie", "Marnie is a 1961 adaptation of the novel by Winston Graham.") == (
+        "text is about an adaptation, not a film"
+    )
+
+
 def test_is_about_film_accepts_a_genre_noun_only_when_the_sentence_says_who_directed_it() -> None:
     directed = "Persona is a 1966 Swedish psychological drama written and directed by Ingmar Bergman."
     assert is_about_film("Persona", directed) is None
