@@ -26,17 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE = "recommending_movies"
-RULES = tomllib.loads(Path(__file__).with_name("wikipedia_rules.toml").read_text(encoding="utf-8"))
-
-
-def _words(section: str, name: str) -> frozenset[str]:
-    return frozenset(RULES[section][name])
-
-
-def _either(section: str, name: str) -> str:
-    """A list of regular expressions from the rules as one alternation, tried in the list's order."""
-    return "|".join(RULES[section][name])
-
 
 __all__ = [
     "FilmEntry",
@@ -82,13 +71,31 @@ def bundled_summaries_path() -> Path:
 
 
 # --------------------------------------------------------------------------------------------------
+# The rules' words
+
+
+_RULES = tomllib.loads(Path(__file__).with_name("wikipedia_rules.toml").read_text(encoding="utf-8"))
+
+
+def _words(section: str, name: str) -> frozenset[str]:
+    return frozenset(_RULES[section][name])
+
+
+def _either(section: str, name: str) -> str:
+    """A list from the rules as one regular-expression alternation, tried in the list's order; only
+    lists named ``*_patterns`` hold expressions, the others plain words."""
+    items = _RULES[section][name]
+    return "|".join(items if name.endswith("_patterns") else map(re.escape, items))
+
+
+# --------------------------------------------------------------------------------------------------
 # Text normalisation
 
 
-_INVISIBLE = dict.fromkeys(map(ord, RULES["text"]["invisible"]), None)
-_LETTER_FOLDS = str.maketrans(RULES["text"]["letter_folds"])
-_NUMBER_WORDS = dict(enumerate(RULES["text"]["numbers"]))
-_SPELLINGS = RULES["text"]["spellings"]
+_INVISIBLE = dict.fromkeys(map(ord, _RULES["text"]["invisible"]), None)
+_LETTER_FOLDS = str.maketrans(_RULES["text"]["letter_folds"])
+_NUMBER_WORDS = dict(enumerate(_RULES["text"]["numbers"]))
+_SPELLINGS = _RULES["text"]["spellings"]
 _ARTICLES = {"the", "a", "an"}
 # A plausible film year standing alone ("1958", not "1958-59" or "1920s").
 _YEAR = re.compile(r"(?<![\w-])(1[89]\d\d|20[0-4]\d)(?![\w-])")
