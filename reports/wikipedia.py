@@ -8,6 +8,9 @@ one of them, and some keys are promotional banners rather than titles. Everythin
 the prose alone, which entries are really about the film so that no wrong fact gets imported as a
 film's.
 
+The rules are general (the definition sentence's head noun, "directed by" phrases); the words they
+are made of live in ``wikipedia_rules.toml`` beside this module, so tuning them is editing data.
+
 Pure Python on purpose: nothing from Django or the project is imported, so the parsing can be tested
 and reused on its own.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import tomllib
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,31 +71,31 @@ def bundled_summaries_path() -> Path:
 
 
 # --------------------------------------------------------------------------------------------------
+# The rules' words
+
+
+_RULES = tomllib.loads(Path(__file__).with_name("wikipedia_rules.toml").read_text(encoding="utf-8"))
+
+
+def _words(section: str, name: str) -> frozenset[str]:
+    return frozenset(_RULES[section][name])
+
+
+def _either(section: str, name: str) -> str:
+    """A list from the rules as one regular-expression alternation, tried in the list's order; only
+    lists named ``*_patterns`` hold expressions, the others plain words."""
+    items = _RULES[section][name]
+    return "|".join(items if name.endswith("_patterns") else map(re.escape, items))
+
+
+# --------------------------------------------------------------------------------------------------
 # Text normalisation
 
 
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"), None)
-# Letters NFKD does not decompose; without this "Łódź" and "Lodz" would never match.
-_LETTER_FOLDS = str.maketrans(
-    {"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ß": "ss"}
-    | {"đ": "d", "Đ": "D", "ı": "i", "þ": "th", "ð": "d", "½": " 1/2", "¼": " 1/4", "¾": " 3/4"}
-)
-_NUMBER_WORDS = dict(
-    enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-        "sixteen seventeen eighteen nineteen twenty".split()
-    )
-)
-_SPELLINGS = {
-    "colours": "colors",
-    "colour": "color",
-    "centre": "center",
-    "theatre": "theater",
-    "grey": "gray",
-    "honour": "honor",
-    "labour": "labor",
-    "versus": "vs",
-}
+_INVISIBLE = dict.fromkeys(map(ord, _RULES["text"]["invisible"]), None)
+_LETTER_FOLDS = str.maketrans(_RULES["text"]["letter_folds"])
+_NUMBER_WORDS = dict(enumerate(_RULES["text"]["numbers"]))
+_SPELLINGS = _RULES["text"]["spellings"]
 _ARTICLES = {"the", "a", "an"}
 # A plausible film year standing alone ("1958", not "1958-59" or "1920s").
 _YEAR = re.compile(r"(?<![\w-])(1[89]\d\d|20[0-4]\d)(?![\w-])")
@@ -140,12 +144,8 @@ def _title_tokens(title: str) -> list[str]:
 # Titles
 
 
-_DISAMBIGUATOR = re.compile(
-    r"\s*\((?:[^()]*\b(?:film|movie|documentary|miniseries|series|version|short)\b[^()]*)\)\s*$",
-    re.IGNORECASE,
-)
-# Storefront labels that the scraper captured instead of, or glued before, a title.
-_BANNERS = re.compile(r"^(?:NOW SHOWING|COMING SOON|MUBI RENTAL|MUBI|FREE|RENT|NEW)(?=[A-Z\d\s(]|$)\s*")
+_DISAMBIGUATOR = re.compile(rf"\s*\((?:[^()]*\b(?:{_either('titles', 'disambiguators')})\b[^()]*)\)\s*$", re.IGNORECASE)
+_BANNERS = re.compile(rf"^(?:{_either('titles', 'banner_patterns')})(?=[A-Z\d\s(]|$)\s*")
 
 
 def clean_title(key: str) -> str | None:
@@ -169,13 +169,7 @@ def clean_title(key: str) -> str | None:
 # The definition sentence: "<subject> is/was <predicate>."
 
 
-# Words before a full stop that do not end a sentence ("Dr. Strangelove", "Warner Bros. musical").
-_ABBREVIATIONS = {
-    "dr", "mr", "mrs", "ms", "st", "jr", "sr", "bros", "co", "inc", "ltd", "vs", "mt", "no", "vol",
-    "pt", "ft", "gen", "col", "lt", "sgt", "capt", "prof", "rev", "hon", "transl", "lit", "tr", "ca",
-    "c", "approx", "feat", "pron", "romanized", "esp", "etc", "al", "jan", "feb", "aug", "sept", "oct",
-    "nov", "dec",
-}  # fmt: skip
+_ABBREVIATIONS = _words("text", "abbreviations")
 
 
 def _depths(text: str) -> list[int]:
@@ -213,67 +207,20 @@ def _sentences(text: str, limit: int = 3) -> list[str]:
 
 
 _COPULA = re.compile(r"\s(?:is|was|are|were)\s")
-# Nouns that name what the subject is (the head of "is a 1958 American film noir").
-_FILM_HEADS = {
-    "film", "films", "movie", "movies", "documentary", "documentaries", "featurette", "short", "shorts",
-    "picture", "pictures", "feature", "features", "cartoon", "cartoons", "animation", "anime",
-    "miniseries", "docudrama", "docufiction", "mockumentary", "rockumentary", "biopic", "telefilm",
-    "ethnofiction", "newsreel", "talkie", "talkies",
-}  # fmt: skip
-# Genre nouns that are a film only when the sentence says it was directed or filmed (a "thriller"
-# can be a novel, a "comedy" or "musical" a stage play).
-_GENRE_HEADS = {
-    "drama", "dramas", "comedy", "comedies", "thriller", "thrillers", "western", "westerns", "noir",
-    "musical", "melodrama", "romance", "horror", "fantasy", "satire", "tragedy", "tragicomedy",
-    "adventure", "mystery", "farce", "parody", "spoof", "romp", "chiller", "slasher", "whodunit",
-    "serial", "actioner", "swashbuckler", "tearjerker", "weepie",
-}  # fmt: skip
-# Nouns that are a film when a film word qualifies them ("film adaptation", "television film series");
-# "film monster" or "film director" are not films, so the head decides, not the mere word "film".
-_QUALIFIED_HEADS = {
-    "adaptation", "adaption", "version", "remake", "sequel", "prequel", "series", "trilogy",
-    "installment", "instalment", "entry", "production", "segment", "anthology", "omnibus", "diptych",
-    "triptych", "project", "work", "piece", "classic", "debut", "collaboration", "cycle", "saga",
-    "chapter", "episode", "part", "portrait", "essay", "poem", "study", "experiment", "symphony",
-    "allegory", "spectacle", "epic", "fable",
-}  # fmt: skip
-_FILM_QUALIFIERS = {"film", "films", "movie", "cinematic", "cinema", "screen", "television", "tv", "motion"}
-_FILM_QUALIFIERS |= {"documentary", "animated", "silent", "feature", "featurelength", "feature-length"}
-# "one of", "a type of": the real head comes after "of".
-_PARTITIVES = {
-    "one", "type", "kind", "form", "class", "set", "part", "genus", "species", "collection", "pair",
-    "group", "piece", "member", "example", "title", "name", "series", "sort", "variety", "style",
-    "number", "body", "work", "works", "some", "each", "any", "first", "second", "third", "last",
-}  # fmt: skip
-# Words that end the predicate's first noun phrase ("a 1958 film directed by", "a city in Morocco").
-_HARD_STOPS = {
-    "by", "that", "which", "who", "whom", "whose", "where", "when", "while", "about", "from", "in", "on",
-    "at", "for", "with", "without", "to", "as", "into", "after", "before", "between", "during",
-    "through", "than", "under", "over", "nor", "is", "was", "are", "were", "it", "its", "his", "her",
-    "their", "like", "via", "against", "among", "across", "along", "around", "toward", "towards",
-    "upon", "within", "per", "whereby", "if", "because", "although", "though", "since", "until",
-    "unlike", "near", "beyond", "starring", "featuring", "written", "directed", "produced", "released",
-    "adapted", "based", "created", "developed", "named", "located", "used", "broadcast", "published",
-    "recorded", "performed", "operated", "composed", "considered", "known", "called", "regarded",
-    "described", "begun", "held", "observed", "typically", "often", "originally", "also", "usually",
-    "mainly", "mostly", "especially", "generally", "commonly", "both", "either", "here", "once",
-}  # fmt: skip
-# A strong sign that a drama/comedy/musical is a stage work, even when someone "directed" it.
-_STAGE_WORDS = re.compile(
-    r"\b(?:lyrics|libretto|operetta|opera|broadway|west end|first performed|stage (?:play|musical)|"
-    r"(?:play|musical) (?:by|written by|with music)|book by|premiered at the [\w ]*theat(?:re|er))\b",
-    re.IGNORECASE,
-)
-# A genre noun is a film when the sentence says who directed it ("a 1927 silent romantic drama
-# directed by"); merely mentioning a film is not enough ("a drama ... adapted into a film").
-_FILMED_WORDS = re.compile(r"\b(?:co-)?direct(?:ed|or|ors)\b|\bfilmmaker\b|\bsilent\b", re.I)
+_FILM_HEADS = _words("definition", "film_heads")
+_GENRE_HEADS = _words("definition", "genre_heads")
+_QUALIFIED_HEADS = _words("definition", "qualified_heads")
+_FILM_QUALIFIERS = _words("definition", "film_qualifiers")
+_PARTITIVES = _words("definition", "partitives")
+_HARD_STOPS = _words("definition", "hard_stops")
+_STAGE_WORDS = re.compile(rf"\b(?:{_either('definition', 'stage_patterns')})\b", re.IGNORECASE)
+_FILMED_WORDS = re.compile(rf"\b(?:{_either('definition', 'filmed_patterns')})\b", re.IGNORECASE)
 
 
 # "the 1968 science fiction novel ... and the 1968 film directed by Stanley Kubrick".
 _COORDINATED_FILM = re.compile(
-    r"\band (?:the|its|a|an)(?: (?!(?:of|for|to|in|from|by|with|on|basis|source|subject)\b)[\w'’-]+){0,4}?"
-    r" (?:film|movie|motion picture)\b(?! (?:director|"
-    r"studio|festival|critic|rights|industry|producer|score))",
+    rf"\band (?:the|its|a|an)(?: (?!(?:{_either('definition', 'coordination_breaks')})\b)[\w'’-]+){{0,4}}?"
+    rf" (?:film|movie|motion picture)\b(?! (?:{_either('definition', 'not_film_nouns')}))",
     re.IGNORECASE,
 )
 
@@ -302,12 +249,9 @@ def _bare(raw: str) -> str:
     return raw.casefold().strip("\"“”‘’'").rstrip(".,;:!?)]")
 
 
-_CONJUNCTIONS = {"and", "or", "&", "and/or"}
-_ING_NOUNS = {"being", "building", "painting", "recording", "wedding", "clothing", "evening", "morning", "thing"}
-_IRREGULAR_PARTICIPLES = {
-    "made", "shot", "set", "begun", "done", "seen", "told", "drawn", "taken", "shown", "given", "cut",
-    "built", "sung", "spoken", "sold", "run", "hit", "led", "won", "lost", "born",
-}  # fmt: skip
+_CONJUNCTIONS = _words("definition", "conjunctions")
+_ING_NOUNS = _words("definition", "ing_nouns")
+_IRREGULAR_PARTICIPLES = _words("definition", "irregular_participles")
 
 
 def _is_soft(word: str) -> bool:
@@ -518,7 +462,7 @@ _DIRECTED_BY = re.compile(
 # was directed by", "Written, produced and directed by"); otherwise they may name another film's
 # director ("lost to Gone with the Wind, also directed by Fleming").
 _FILM_REFERENCE = re.compile(
-    r"\b(?:[Tt]he|[Tt]his|[Ii]ts) (?:\w+ )?(?:film|movie|picture|documentary|short|feature|sequel)\b|\bIt\b|"
+    rf"\b(?:[Tt]he|[Tt]his|[Ii]ts) (?:\w+ )?(?:{_either('directors', 'reference_nouns')})\b|\bIt\b|"
     r"^(?:Written|Produced|Directed|Co-written|Co-directed|Adapted|Edited|Shot)\b"
 )
 _PASSIVE_LIST = re.compile(r"\b(?:was|is)\s+(?:\w+\s+)?(?:written|produced|co-written|adapted|shot|edited)\b")
@@ -527,20 +471,11 @@ _OTHER_FILM = re.compile(
     r"(?:(?:1[89]|20)\d\d )?(?:[\w-]+ ){0,3}(?:film|movie))[^,;]{0,40}$"
 )
 _FILM_BY = re.compile(
-    r"\b(?:film|films|documentary|featurette|movie|short|drama|comedy|thriller|western|noir|essay|"
-    r"animation|feature) by\b|\bmade in (?:the )?(?:[A-Z][\w-]+ ){1,3}by\b|\bmade in \d{4} by\b",
+    rf"\b(?:{_either('directors', 'work_nouns')}) by\b"
+    r"|\bmade in (?:the )?(?:[A-Z][\w-]+ ){1,3}by\b|\bmade in \d{4} by\b",
 )
-# Credits that name a company, not a person ("made by Walt Disney Productions").
-_COMPANY_WORDS = {
-    "Pictures", "Productions", "Production", "Studios", "Studio", "Films", "Film", "Company",
-    "Corporation", "Entertainment", "Bros", "Inc", "Ltd", "Unit", "Animation", "Television",
-}  # fmt: skip
-_ROLE_WORD = (
-    r"[\w/-]*(?:director|filmmaker|film-maker|film maker|film making team|filmmaking team|auteur|comedian|"
-    r"actor|actress|artist|animator|writer|novelist|poet|photographer|playwright|cinematographer|"
-    r"choreographer|documentarian|documentarist|team|duo|partner|painter|producer|musician|dancer|"
-    r"sculptor|journalist|videographer)s?"
-)
+_COMPANY_WORDS = _words("directors", "company_words")
+_ROLE_WORD = rf"[\w/-]*(?:{_either('directors', 'role_patterns')})s?"
 _ROLE = rf"{_ROLE_WORD}(?:(?: and |/){_ROLE_WORD})?"
 # "Inuit filmmaker", "the Georgian-born Soviet director", "the British film making team of": words that
 # describe the person before the name, always ending in a role.
@@ -554,13 +489,10 @@ _COLLECTIVE = re.compile(r"^the ((?:[A-Z][\w'’-]+ )*(?:[A-Z][\w'’-]+s|[A-Z][
 _NAME_DIRECTED = re.compile(
     r"^((?:[A-Z][\w.'’-]*\s){1,3}[A-Z][\w'’-]+) (?:co-)?directed (?:the (?:film|picture|movie)|it|and)\b"
 )
-_PARTICLES = {
-    "de", "da", "di", "del", "della", "der", "den", "des", "van", "von", "le", "la", "du", "dos", "das",
-    "do", "y", "zu", "ter", "ten", "af", "al", "el", "bin", "ibn", "e", "st",
-}  # fmt: skip
+_PARTICLES = _words("directors", "particles")
 _NAME_WORD = re.compile(r"[^\W\d_][^\W\d_'’.\-]*(?:['’.\-][^\W\d_]*)*\.?")
-# Capitalised words that start the next clause rather than continue a name.
-_NOT_NAMES = {"The", "A", "An", "It", "In", "On", "At", "With", "For", "From", "And", "Its", "This", "His"}
+_NOT_NAMES = _words("directors", "not_names")
+_OTHER_ROLES = re.compile(rf"\b(?:{_either('directors', 'other_role_patterns')})\b")
 
 
 def _is_name_word(word: str) -> bool:
@@ -589,10 +521,7 @@ def _parse_names(rest: str) -> str | None:
             after = tokens[close + 1] if close + 1 < len(tokens) else ""
             if re.search(r"\bdirect", aside):
                 names.append(current)
-            elif not (
-                re.search(r"\b(?:screenplay|script|writ\w*|produc\w*|music|score|edit\w*|act\w*)\b", aside)
-                and after == "and"
-            ):
+            elif not (_OTHER_ROLES.search(aside) and after == "and"):
                 break
             current = []
             index = close + 1
@@ -681,7 +610,7 @@ def _primary_name(subject: str) -> str:
 
 _ROMAN = re.compile(r"(?=[ivx])x{0,3}(?:ix|iv|v?i{0,3})")
 # What follows a title in a sequel's name: "The Godfather Part II", "Toy Story 2", "Alien 3".
-_SEQUEL = re.compile(r"(?:part|chapter|episode|vol|volume|ii|iii|iv|\d|one|two|three|four|five)")
+_SEQUEL = re.compile(rf"(?:{_either('titles', 'sequel_patterns')})")
 
 
 def _is_number(token: str) -> bool:
@@ -699,12 +628,9 @@ def _contains_title(haystack: list[str], title: list[str]) -> bool:
     return False
 
 
-_ALIAS_CUES = {"title", "titled", "retitled", "aka", "called", "english", "translated", "translation"}
-_OTHER_WORKS = {
-    "sequel", "prequel", "remake", "followed", "spinoff", "spin", "successor", "novel", "book", "play",
-    "story", "song", "album", "series", "such", "like", "inspired", "based",
-}  # fmt: skip
-_AS_CUES = {"known", "released", "distributed", "shown", "marketed", "billed", "retitled", "screened", "also"}
+_ALIAS_CUES = _words("titles", "alias_cues")
+_OTHER_WORKS = _words("titles", "other_works")
+_AS_CUES = _words("titles", "as_cues")
 
 
 def _alias_cue(before: list[str], *, strict: bool) -> bool:

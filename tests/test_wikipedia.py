@@ -4,7 +4,7 @@ Plain pytest: nothing here needs Django or a database.
 """
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
@@ -63,6 +63,57 @@ def test_every_key_is_either_accepted_or_rejected_once(
     assert (len(accepted), len(rejected)) == (ACCEPTED_COUNT, REJECTED_COUNT)
     keys = [film.key for film in accepted] + [rejection.key for rejection in rejected]
     assert sorted(keys) == sorted(bundled)
+
+
+# What each rejection reason says, by its opening words.
+VERDICTS = {
+    "key is not a film title": "junk key",
+    "text is empty": "empty",
+    "text is shared with": "shared text",
+    "title duplicates": "duplicate title",
+    "text has no definition sentence": "no definition",
+    "text is about the film": "another film",
+    "text is about": "not a film",
+    "text is not about a film": "not a film",
+}
+
+
+def verdict(reason: str) -> str:
+    return next(kind for opening, kind in VERDICTS.items() if reason.startswith(opening))
+
+
+def test_the_bundled_file_gives_the_measured_count_of_each_verdict(reasons: dict[str, str]) -> None:
+    assert Counter(verdict(reason) for reason in reasons.values()) == {
+        "not a film": 172,
+        "shared text": 58,
+        "no definition": 3,
+        "another film": 2,
+        "junk key": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("MUBI RENTAL", "key is not a film title"),
+        ("Persona", "text has no definition sentence to identify its subject"),
+        ("Blight", "text has no definition sentence to identify its subject"),
+        ("The Human Condition", "text has no definition sentence to identify its subject"),
+        ("Ivan the Terrible, Part I", "text is about the film 'Ivan the Terrible', not 'Ivan the Terrible, Part I'"),
+        (
+            "The Brave Heart Will Take the Bride",
+            "text is about the film 'Dilwale Dulhania Le Jayenge', not 'The Brave Heart Will Take the Bride'",
+        ),
+        ("Stalker", "text is not about a film"),
+        ("Manhattan", "text is not about a film"),
+        ("Lolita", "text is about a novel, not a film"),
+        ("Pickpocket", "text is about a form of larceny, not a film"),
+        ("L'argent", "text is shared with 'Atanarjuat: The Fast Runner' and is about that film"),
+        ("My Childhood", "text is shared with 1 other key and is about none of them"),
+    ],
+)
+def test_each_kind_of_rejection_keeps_its_exact_reason(reasons: dict[str, str], key: str, reason: str) -> None:
+    assert reasons[key] == reason
 
 
 def test_films_come_in_the_file_order_and_loading_is_deterministic(
@@ -402,6 +453,13 @@ def test_is_about_film_accepts_the_titled_film_in_its_wikipedia_forms() -> None:
             "Partie de campagne is a 1936 French featurette. It was released as A Day in the Country in the US.",
         )
         is None
+    )
+
+
+def test_is_about_film_accepts_a_qualified_noun_only_when_a_film_word_qualifies_it() -> None:
+    assert is_about_film("Marnie", "Marnie is a 1964 film adaptation of the novel by Winston Graham.") is None
+    assert is_about_film("Marnie", "Marnie is a 1961 adaptation of the novel by Winston Graham.") == (
+        "text is about an adaptation, not a film"
     )
 
 
