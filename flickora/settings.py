@@ -107,7 +107,8 @@ else:
     default_db = {
         "ENGINE": "flickora.db",
         "NAME": "flickora",
-        "USER": "postgres",
+        # Not a superuser; peer authentication on the server's own socket (flickora/db).
+        "USER": "flickora",
         "PASSWORD": "",
         # The embedded server listens on a Unix socket in its data directory.
         "HOST": str(DATA_DIR / "pg"),
