@@ -19,7 +19,7 @@ def ask(web: httpx.Client, question: str, *, slug: str | None = "vertigo", **ext
     return web.post(url, data={"question": question, **extra})
 
 
-def ask_and_read(web: httpx.Client, question: str, **kwargs: str):  # noqa: ANN201
+def ask_and_read(web: httpx.Client, question: str, **kwargs: str):
     started = ask(web, question, **kwargs)
     assert started.status_code == 201, started.text
     response, raw, events = read_stream(web, started.json()["stream"])
@@ -340,7 +340,7 @@ def tags_and_attributes(html: str) -> list[tuple[str, list[str]]]:
     found: list[tuple[str, list[str]]] = []
 
     class Collector(HTMLParser):
-        def handle_starttag(self, tag: str, attrs: list) -> None:  # noqa: ANN001
+        def handle_starttag(self, tag: str, attrs: list) -> None:
             found.append((tag, [name for name, _ in attrs]))
 
     Collector().feed(html)
