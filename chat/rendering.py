@@ -7,8 +7,9 @@ from collections.abc import Mapping
 import nh3
 from markdown_it import MarkdownIt
 
+from chat.citations import CITATION
+
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).disable("image")
-_CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 ALLOWED_TAGS = {"p", "br", "strong", "em", "code", "pre", "blockquote", "ul", "ol", "li", "a", "h3", "h4", "sup", "hr"}
 ALLOWED_ATTRIBUTES = {"a": {"href", "class", "data-section"}}
 
@@ -22,7 +23,7 @@ def render_answer(text: str, *, section_urls: Mapping[int, str]) -> str:
             parts.append(f"[\\[{section_id}\\]]({url})" if url else "")
         return "".join(parts)
 
-    html = _markdown.render(_CITATION.sub(link, text))
+    html = _markdown.render(CITATION.sub(link, text))
     html = re.sub(r'<a href="([^"]*#section-(\d+))">', r'<a href="\1" class="cite" data-section="\2">', html)
     return nh3.clean(
         html,

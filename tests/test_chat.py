@@ -138,10 +138,11 @@ def test_each_upstream_fault_gives_an_error_event_and_a_failed_message(
     assert [e.event for e in events][0] == "sources"
     error = events[-1]
     assert error.event == "error"
-    assert (error.data["code"], error.data["retryable"], error.data["status"]) == (code, retryable, "failed")
-    assert error.data["message_text"]
+    assert error.data["status"] == "failed"
+    assert (error.data["error"]["code"], error.data["error"]["retryable"]) == (code, retryable)
+    assert error.data["error"]["message"]
     if scenario == "status_429":
-        assert error.data["retry_after"] == 7
+        assert error.data["error"]["retry_after"] == 7
     message = message_of(payload)
     assert (message.status, message.error_code, message.content) == ("failed", code, partial)
     # The next request is served normally.
@@ -156,7 +157,8 @@ def test_a_connect_timeout_is_a_retryable_error(web, llm, settings):
     settings.LLM_BASE_URL = llm.base_url
     settings.LLM_CONNECT_TIMEOUT = 0.5
     payload, _, _, events = ask_and_read(web, "Anyone there?")
-    assert (events[-1].event, events[-1].data["code"], events[-1].data["retryable"]) == ("error", "timeout", True)
+    assert events[-1].event == "error"
+    assert (events[-1].data["error"]["code"], events[-1].data["error"]["retryable"]) == ("timeout", True)
     assert message_of(payload).status == "failed"
 
 
@@ -359,7 +361,7 @@ def test_the_api_key_appears_in_no_log_line_event_or_page(web, llm, caplog):
 
 def test_each_turn_logs_one_timing_line(web, llm, caplog):
     llm.set_scenario("scripted", tokens=["Timed."])
-    with caplog.at_level(logging.INFO, logger="chat.answer"):
+    with caplog.at_level(logging.INFO, logger="chat.writer"):
         payload, _, _, _ = ask_and_read(web, "Time this turn")
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("chat turn")]
     assert len(lines) == 1
@@ -409,7 +411,7 @@ def test_a_follower_fails_a_message_whose_writer_died(web, settings):
     committed(lambda: Message.objects.filter(uuid=payload["message"]).update(status="streaming", content="half an ans"))
     _, _, events = read_stream(web, payload["stream"])
     assert [e.event for e in events] == ["token", "error"]
-    assert (events[-1].data["code"], events[-1].data["retryable"]) == ("stream_interrupted", True)
+    assert (events[-1].data["error"]["code"], events[-1].data["error"]["retryable"]) == ("stream_interrupted", True)
     message = message_of(payload)
     assert (message.status, message.content) == ("failed", "half an ans")
 
@@ -452,7 +454,7 @@ def test_one_watch_round_saves_the_texts_and_finds_the_answers_to_stop(web):
     from django.db.models.functions import Now
     from django.test.utils import CaptureQueriesContext
 
-    from chat.answer import _watch_round
+    from chat.watch import watch_round
 
     pks = [message_of(ask(web, f"Watched question {n}").json()).pk for n in range(4)]
     # 0, 1: streaming and followed just now; 2: ended by the stop endpoint; 3: streaming, followed by nobody.
@@ -464,7 +466,7 @@ def test_one_watch_round_saves_the_texts_and_finds_the_answers_to_stop(web):
     def one_round() -> None:
         with CaptureQueriesContext(connection) as queries:
             texts = [(pks[0], "zero so far"), (pks[2], "too late"), (pks[3], "three")]
-            result["stop"] = _watch_round(pks, texts, [pks[1], pks[3]], 30.0)
+            result["stop"] = watch_round(pks, texts, [pks[1], pks[3]], 30.0)
         result["queries"] = len(queries)
 
     committed(one_round)

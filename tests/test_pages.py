@@ -230,7 +230,7 @@ def conversation_with_answers(user: User, movie: Movie | None) -> Conversation:
         status="failed",
         error_code="upstream_unavailable",
         error_text="Unavailable.",
-        timings={"retryable": True, "retry_after": None},
+        retryable=True,
     )
     return conversation
 
