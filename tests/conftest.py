@@ -21,6 +21,13 @@ SAMPLE_TITLES = [
 ]
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the embedded PostgreSQL when this run started it (one already running, say for `make run`, goes on)."""
+    from flickora.db import stop_servers_started_here
+
+    stop_servers_started_here()
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     from reports import ingest
