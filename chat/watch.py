@@ -11,6 +11,7 @@ import contextvars
 import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -45,12 +46,14 @@ class Writing:
 
 
 class Watch:
-    """Looks after every answer this process writes on one event loop (see the module docstring)."""
+    """Looks after every answer this process writes on one event loop (see the module docstring). `clock`: the
+    listeners' clock, `time.monotonic` but in tests."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.writing: dict[int, Writing] = {}
         self.task: asyncio.Task[None] | None = None
-        self.last_flush = time.monotonic()
+        self.clock = clock
+        self.last_flush = clock()
 
     def add(self, writing: Writing) -> None:
         self.writing[writing.message_pk] = writing
@@ -71,7 +74,7 @@ class Watch:
                 logger.exception("Watching the answers being written failed; trying again")
 
     async def tick(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         active = [w for w in self.writing.values() if not w.stopping]
         if not active:
             return
