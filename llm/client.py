@@ -172,9 +172,6 @@ def _payload(
         "messages": list(messages),
         "stream": True,
         "temperature": temperature,
-        # OpenAI-style usage reporting (a last chunk with empty `choices`): OpenRouter's usage accounting for the
-        # request, though the answer is read from the other chunks alone.
-        "stream_options": {"include_usage": True},
     }
     if max_tokens is not None:
         payload["max_tokens"] = max_tokens
