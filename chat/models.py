@@ -1,7 +1,9 @@
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from reports.models import Movie
 
@@ -30,6 +32,49 @@ class Conversation(models.Model):
         return self.title or str(self.uuid)
 
 
+class MessageQuerySet(models.QuerySet["Message"]):
+    """The life of an assistant message, each transition one UPDATE guarded by the states it starts from:
+    pending → streaming (claim) → complete or stopped (finish), failed (fail, expire); pending or streaming →
+    stopped (stop). Each returns the number of messages whose status it changed."""
+
+    def claim(self) -> int:
+        """pending → streaming: the stream that gets 1 writes the answer; any other follows it."""
+        return self.filter(status=Message.Status.PENDING).update(status=Message.Status.STREAMING)
+
+    def stop(self) -> int:
+        """pending or streaming → stopped (the stop endpoint): the writer notices and closes its upstream."""
+        return self.filter(status__in=Message.OPEN).update(status=Message.Status.STOPPED, finished_at=timezone.now())
+
+    def finish(self, *, status: str, **fields: Any) -> int:
+        """The writer's end, `complete` or `stopped` (its client left), with the answer's final fields. A message
+        the stop endpoint ended first stays `stopped` and still gets them (the text written until then)."""
+        if status not in (Message.Status.COMPLETE, Message.Status.STOPPED):
+            raise ValueError(f"finish() ends in complete or stopped, not {status!r}")
+        return self._end(status, fields)
+
+    def fail(self, *, code: str, text: str, retryable: bool, retry_after: float | None = None, **fields: Any) -> int:
+        """The writer's end when the answer failed (upstream error, internal error), with the partial text."""
+        error = {"error_code": code, "error_text": text, "retryable": retryable, "retry_after": retry_after}
+        return self._end(Message.Status.FAILED, {**fields, **error})
+
+    def expire(self) -> int:
+        """streaming → failed, for a message whose writer died (a restart mid-answer): nobody else will end it."""
+        return self.filter(status=Message.Status.STREAMING).update(
+            status=Message.Status.FAILED,
+            error_code="stream_interrupted",
+            error_text="The answer was interrupted. Please try again.",
+            retryable=True,
+            finished_at=timezone.now(),
+        )
+
+    def _end(self, status: str, fields: dict[str, Any]) -> int:
+        fields = {"finished_at": timezone.now(), **fields}
+        ended = self.filter(status__in=Message.OPEN).update(status=status, **fields)
+        if not ended:
+            self.update(**fields)
+        return ended
+
+
 class Message(models.Model):
     class Role(models.TextChoices):
         USER = "user", "User"
@@ -42,6 +87,7 @@ class Message(models.Model):
         FAILED = "failed", "Failed"
         STOPPED = "stopped", "Stopped"
 
+    OPEN = (Status.PENDING, Status.STREAMING)
     TERMINAL = (Status.COMPLETE, Status.FAILED, Status.STOPPED)
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -59,6 +105,9 @@ class Message(models.Model):
     source_section_ids = models.JSONField(default=list, blank=True)
     error_code = models.CharField(max_length=40, blank=True)
     error_text = models.TextField(blank=True)
+    # Whether asking again can help (a timeout, an overloaded upstream), and after how many seconds when it said.
+    retryable = models.BooleanField(default=False)
+    retry_after = models.FloatField(null=True, blank=True)
     provider = models.CharField(max_length=40, blank=True)
     model = models.CharField(max_length=200, blank=True)
     timings = models.JSONField(default=dict, blank=True)
@@ -67,6 +116,8 @@ class Message(models.Model):
     # Refreshed by streams that follow the answer while another one writes it (a reloaded page, a second tab): the
     # writer keeps going while someone watches, and stops once nobody does.
     watched_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MessageQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at", "id"]

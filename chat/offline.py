@@ -14,7 +14,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from chat.prompts import STOPWORDS, remove_citation_markers, words
+from chat.citations import remove_citation_markers
+from chat.text import STOPWORDS, words
 from reports.splitting import split_sentences
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from typing import Any
 
 def sse_event(
     event: str | None = None, data: Any = None, *, id: str | int | None = None, retry: int | None = None
-) -> bytes:  # noqa: A002
+) -> bytes:
     """One event. `data` is sent as compact JSON; its newlines are escaped by JSON, so it is always one line."""
     lines = []
     if retry is not None:

@@ -6,15 +6,13 @@ from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils import timezone
 
-from chat import history, ratelimit
+from chat import history, payloads, ratelimit
 from chat.models import Conversation, Message
 from chat.rendering import render_answer
 from reports.models import Movie, MovieSection
 
 TITLE_CHARS = 80
-SNIPPET_CHARS = 240
 # The session key the anonymous conversations were made under, kept in the session's data: login() gives the
 # session a new key but keeps its data, so the login receiver can still find them (accounts.signals).
 ANONYMOUS_KEY = "chat_session_key"
@@ -77,9 +75,7 @@ def regenerate(message: Message) -> Message:
 
 def stop(message: Message) -> str:
     """End an answer that is still pending or streaming; its stream notices within a flush and closes upstream."""
-    Message.objects.filter(pk=message.pk, status__in=[Message.Status.PENDING, Message.Status.STREAMING]).update(
-        status=Message.Status.STOPPED, finished_at=timezone.now()
-    )
+    Message.objects.filter(pk=message.pk).stop()
     message.refresh_from_db(fields=["status"])
     return message.status
 
@@ -106,11 +102,7 @@ def conversation_payload(conversation: Conversation) -> dict[str, Any]:
     uuids = {message.pk: str(message.uuid) for message in messages}
     replaced = {message.regenerated_from_id for message in messages if message.regenerated_from_id}
     section_ids = {section_id for message in messages for section_id in message.source_section_ids}
-    sections = (
-        MovieSection.objects.select_related("movie")
-        .only("id", "heading", "content", "movie__slug", "movie__title", "movie__year")
-        .in_bulk(section_ids)
-    )
+    sections = payloads.sections_with_films(section_ids)
     movie = conversation.movie
     return {
         "conversation": str(conversation.uuid),
@@ -134,49 +126,23 @@ def _message_payload(
         "role": message.role,
         "status": message.status,
         "content": message.content,
-        "error": _error_payload(message),
+        "error": payloads.error_payload(message),
         "stream": None,
     }
     if message.role != Message.Role.ASSISTANT:
         return payload
-    used = [sections[section_id] for section_id in message.source_section_ids if section_id in sections]
-    urls = {section.pk: section.get_absolute_url() for section in used}
+    hits = payloads.stored_hits(message.source_section_ids, sections)
     finished_with_text = message.status in (Message.Status.COMPLETE, Message.Status.STOPPED)
+    html = render_answer(message.content, section_urls=payloads.section_urls(hits)) if finished_with_text else None
     payload.update(
         {
             **_answer_urls(message),
             "reply_to": reply_to,
             "replaced": replaced,
-            "sources": [_source_payload(section) for section in used],
-            "html": render_answer(message.content, section_urls=urls) if finished_with_text else None,
+            "sources": payloads.sources_payload(hits, scored=False),
+            "html": html,
             "provider": message.provider,
             "cached": message.cached,
         }
     )
     return payload
-
-
-def _error_payload(message: Message) -> dict[str, Any] | None:
-    if not message.error_code:
-        return None
-    return {
-        "code": message.error_code,
-        "message": message.error_text,
-        "retryable": bool(message.timings.get("retryable", False)),
-        "retry_after": message.timings.get("retry_after"),
-    }
-
-
-def _source_payload(section: MovieSection) -> dict[str, Any]:
-    """The same shape as a stream's `sources` event (its score is only known while retrieving)."""
-    text = section.content
-    return {
-        "id": section.pk,
-        "film": section.movie.title,
-        "year": section.movie.year,
-        "slug": section.movie.slug,
-        "url": section.get_absolute_url(),
-        "heading": section.heading,
-        "snippet": text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS].rsplit(" ", 1)[0] + "…",
-        "score": None,
-    }

@@ -12,9 +12,10 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chat import history, turns
-from chat.answer import db, stream_message
+from chat.database import db
 from chat.forms import QuestionForm
 from chat.models import Conversation, Message
+from chat.streams import stream_message
 from reports.models import Movie
 
 # Questions offered in an empty all-films chat.

@@ -27,7 +27,7 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
         if self.is_async:
             markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest):  # noqa: ANN204 (a response, or a coroutine of one)
+    def __call__(self, request: HttpRequest):
         if self.is_async:
             return self.__acall__(request)
         return super().__call__(request)

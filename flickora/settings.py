@@ -8,6 +8,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from llm.client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -255,8 +257,8 @@ RETRIEVAL_PER_FILM = env_int("RETRIEVAL_PER_FILM", 2)
 OPENROUTER_API_KEY = os.environ.get("OPENROUTER_API_KEY", "")
 LLM_BASE_URL = os.environ.get("LLM_BASE_URL", "")
 LLM_MODEL = os.environ.get("LLM_MODEL", "openai/gpt-4o-mini")
-LLM_TIMEOUT = env_float("LLM_TIMEOUT", 30.0)
-LLM_CONNECT_TIMEOUT = env_float("LLM_CONNECT_TIMEOUT", 5.0)
+LLM_TIMEOUT = env_float("LLM_TIMEOUT", DEFAULT_READ_TIMEOUT)
+LLM_CONNECT_TIMEOUT = env_float("LLM_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
 LLM_FALLBACK_MODELS = env_list("LLM_FALLBACK_MODELS")
 LLM_REFERER = os.environ.get("LLM_REFERER", "")  # OpenRouter's app attribution headers (optional)
 LLM_TITLE = os.environ.get("LLM_TITLE", "flickora")

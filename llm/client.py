@@ -6,11 +6,9 @@ can be tested against a fake server without a project around it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -26,11 +24,15 @@ from .errors import (
     short_detail,
     upstream_error_detail,
 )
+from .loops import PerLoop
 from .sse import SSEDecoder, SSELineTooLong
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
+# Seconds: to connect, and the longest silence tolerated while reading. Django's settings default to these too.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 30.0
 
 # Finish reasons that mean the model ended its answer on purpose; a stream that stops after one of these
 # without `[DONE]` has still delivered everything.
@@ -48,8 +50,8 @@ class LLMConfig:
     base_url: str = DEFAULT_BASE_URL
     api_key: str | None = field(default=None, repr=False)
     fallback_models: tuple[str, ...] = ()
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0  # the longest silence tolerated between two bytes, not a total deadline
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT  # the longest silence between two bytes, not a total deadline
     referer: str | None = None  # sent as HTTP-Referer: OpenRouter's app attribution
     title: str | None = None  # sent as X-Title
 
@@ -97,8 +99,8 @@ def config_from_settings(settings: Any) -> LLMConfig | None:
         base_url=base_url or DEFAULT_BASE_URL,
         api_key=api_key,
         fallback_models=tuple(getattr(settings, "LLM_FALLBACK_MODELS", ())),
-        connect_timeout=float(getattr(settings, "LLM_CONNECT_TIMEOUT", 5.0)),
-        read_timeout=float(getattr(settings, "LLM_TIMEOUT", 30.0)),
+        connect_timeout=float(getattr(settings, "LLM_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)),
+        read_timeout=float(getattr(settings, "LLM_TIMEOUT", DEFAULT_READ_TIMEOUT)),
         referer=getattr(settings, "LLM_REFERER", "") or None,
         title=getattr(settings, "LLM_TITLE", "") or None,
     )
@@ -114,48 +116,35 @@ class StreamResult:
     model: str | None = None
     generation_id: str | None = None
     finish_reason: str | None = None
-    usage: dict[str, Any] | None = None
     done: bool = False
     status: int | None = None
 
 
 # --- the shared client -----------------------------------------------------------------------------------
 
-# An httpx.AsyncClient is bound to the event loop its connections were opened on, so there is one per
-# running loop. Under an ASGI server that is one per process; code that spins up short-lived loops
-# (asyncio.run, async_to_sync without an outer loop) gets a fresh client each time and should call
-# `aclose_shared_client()` before its loop ends, or pass its own client.
-_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
-_clients_lock = threading.Lock()
-
 # Every open chat stream holds one upstream connection for its whole answer: the cap must be above the number of
 # streams a worker serves at once, or the extra ones wait for a free connection and time out (measured at 100).
 _LIMITS = httpx.Limits(max_connections=2000, max_keepalive_connections=100, keepalive_expiry=30.0)
 
 
+def _new_client() -> httpx.AsyncClient:
+    timeout = httpx.Timeout(DEFAULT_READ_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT)
+    return httpx.AsyncClient(limits=_LIMITS, timeout=timeout, follow_redirects=False)
+
+
+# An httpx.AsyncClient is bound to the event loop its connections were opened on: one per running loop. Code that
+# runs short-lived loops should call `aclose_shared_client()` before its loop ends, or pass its own client.
+_clients: PerLoop[httpx.AsyncClient] = PerLoop(_new_client, usable=lambda client: not client.is_closed)
+
+
 def shared_client() -> httpx.AsyncClient:
     """The pooled AsyncClient of the running event loop (must be called from inside a coroutine)."""
-    loop = asyncio.get_running_loop()
-    with _clients_lock:
-        for stale in [other for other in _clients if other.is_closed()]:
-            # Its sockets died with the loop; nothing can be awaited on a closed loop, so just forget it.
-            del _clients[stale]
-        client = _clients.get(loop)
-        if client is None or client.is_closed:
-            client = httpx.AsyncClient(
-                limits=_LIMITS,
-                timeout=httpx.Timeout(30.0, connect=5.0),
-                follow_redirects=False,
-            )
-            _clients[loop] = client
-        return client
+    return _clients.get()
 
 
 async def aclose_shared_client() -> None:
     """Close the running loop's shared client (call on shutdown or at the end of a short-lived loop)."""
-    loop = asyncio.get_running_loop()
-    with _clients_lock:
-        client = _clients.pop(loop, None)
+    client = _clients.pop()
     if client is not None:
         await client.aclose()
 
@@ -183,8 +172,6 @@ def _payload(
         "messages": list(messages),
         "stream": True,
         "temperature": temperature,
-        # OpenAI-style usage reporting: a last chunk with empty `choices` and a `usage` object.
-        "stream_options": {"include_usage": True},
     }
     if max_tokens is not None:
         payload["max_tokens"] = max_tokens
@@ -208,8 +195,6 @@ def _content_of(chunk: dict[str, Any], result: StreamResult, config: LLMConfig) 
         result.model = chunk["model"]
     if isinstance(chunk.get("id"), str):
         result.generation_id = chunk["id"]
-    if isinstance(chunk.get("usage"), dict):
-        result.usage = chunk["usage"]
     choices = chunk.get("choices")
     if choices and (not isinstance(choices, list) or not isinstance(choices[0], dict)):
         raise _bad_response("choices is not a list of objects", config)
@@ -241,74 +226,22 @@ async def stream_chat(
 ) -> AsyncIterator[str]:
     """Yield the text pieces of a streamed chat completion; raise LLMError on any failure.
 
-    Pass a `StreamResult` to learn the model, finish reason and usage once iteration is over. Consume it
-    with `async with contextlib.aclosing(stream_chat(...)) as pieces:` so that stopping early (a break, a
-    client disconnect) closes the upstream connection at once instead of whenever the generator is
-    garbage collected; task cancellation closes it too.
+    Pass a `StreamResult` to learn the model and finish reason once iteration is over. Consume it with
+    `async with contextlib.aclosing(stream_chat(...)) as pieces:` so that stopping early (a break, a client
+    disconnect) closes the upstream connection at once instead of whenever the generator is garbage collected;
+    task cancellation closes it too.
     """
     http = client if client is not None else shared_client()
     result = result if result is not None else StreamResult()
-    url = f"{config.base_url}/chat/completions"
+    payload = _payload(config, messages, temperature, max_tokens)
     started = time.monotonic()
     outcome = "closed"  # what the log line reports if the consumer stops early
     pieces = 0
     try:
-        try:
-            async with http.stream(
-                "POST",
-                url,
-                json=_payload(config, messages, temperature, max_tokens),
-                headers=_headers(config),
-                timeout=config.timeout,
-            ) as response:
-                result.status = response.status_code
-                if not response.is_success:
-                    raise error_from_status(
-                        response.status_code,
-                        response.headers,
-                        await _read_capped(response, _MAX_ERROR_BODY),
-                        provider=config.provider,
-                        secret=config.api_key,
-                    )
-                if response.headers.get("content-type", "").startswith("application/json"):
-                    # The server ignored `stream: true` and answered in one piece.
-                    text = _whole_answer(await _read_capped(response, _MAX_JSON_ANSWER), result, config)
-                    if text:
-                        pieces += 1
-                        yield text
-                    result.done = True
-                else:
-                    decoder = SSEDecoder()
-                    async for raw in response.aiter_bytes():
-                        for data in _decode(decoder, raw, config):
-                            if data.strip() == "[DONE]":
-                                result.done = True
-                                break
-                            text = _content_of(_parse(data, config), result, config)
-                            if text:
-                                pieces += 1
-                                yield text
-                        if result.done:
-                            break
-                    else:
-                        for data in decoder.close():
-                            if data.strip() == "[DONE]":
-                                result.done = True
-                                break
-                            text = _content_of(_parse(data, config), result, config)
-                            if text:
-                                pieces += 1
-                                yield text
-                    if not result.done:
-                        if (result.finish_reason or "").lower() not in NORMAL_FINISH_REASONS:
-                            raise LLMError(
-                                "stream_interrupted",
-                                "The model's answer was cut off before it finished. Please try again.",
-                                retryable=True,
-                            )
-                        result.done = True  # ended on a normal finish reason; [DONE] is only a courtesy
-        except httpx.HTTPError as exc:
-            raise error_from_transport(exc, got_response=result.status is not None, base_url=config.base_url) from exc
+        async with contextlib.aclosing(_request(http, config, payload, result)) as texts:
+            async for text in texts:
+                pieces += 1
+                yield text
         outcome = "ok"
     except LLMError as exc:
         outcome = exc.code
@@ -325,6 +258,58 @@ async def stream_chat(
             pieces,
             (time.monotonic() - started) * 1000,
         )
+
+
+async def _request(
+    http: httpx.AsyncClient, config: LLMConfig, payload: dict[str, Any], result: StreamResult
+) -> AsyncIterator[str]:
+    """The non-empty text pieces of one request, with transport failures mapped onto LLMError."""
+    try:
+        async with http.stream(
+            "POST",
+            f"{config.base_url}/chat/completions",
+            json=payload,
+            headers=_headers(config),
+            timeout=config.timeout,
+        ) as response:
+            result.status = response.status_code
+            if not response.is_success:
+                body = await _read_capped(response, _MAX_ERROR_BODY)
+                raise error_from_status(
+                    response.status_code, response.headers, body, provider=config.provider, secret=config.api_key
+                )
+            if response.headers.get("content-type", "").startswith("application/json"):
+                # The server ignored `stream: true` and answered in one piece.
+                if text := _whole_answer(await _read_capped(response, _MAX_JSON_ANSWER), result, config):
+                    yield text
+                result.done = True
+                return
+            async with contextlib.aclosing(_events(response, config)) as events:
+                async for data in events:
+                    if data.strip() == "[DONE]":
+                        result.done = True
+                        return
+                    if text := _content_of(_parse(data, config), result, config):
+                        yield text
+            if (result.finish_reason or "").lower() not in NORMAL_FINISH_REASONS:
+                raise LLMError(
+                    "stream_interrupted",
+                    "The model's answer was cut off before it finished. Please try again.",
+                    retryable=True,
+                )
+            result.done = True  # ended on a normal finish reason; [DONE] is only a courtesy
+    except httpx.HTTPError as exc:
+        raise error_from_transport(exc, got_response=result.status is not None, base_url=config.base_url) from exc
+
+
+async def _events(response: httpx.Response, config: LLMConfig) -> AsyncIterator[str]:
+    """The `data` of each SSE event of the response, to the end of its body."""
+    decoder = SSEDecoder()
+    async for raw in response.aiter_bytes():
+        for data in _decode(decoder, raw, config):
+            yield data
+    for data in decoder.close():
+        yield data
 
 
 def _decode(decoder: SSEDecoder, raw: bytes, config: LLMConfig) -> list[str]:

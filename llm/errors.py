@@ -69,15 +69,6 @@ class LLMError(Exception):
             f"retry_after={self.retry_after!r}, status={self.status!r})"
         )
 
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-safe form, e.g. for an SSE `error` event sent on to the browser."""
-        return {
-            "code": self.code,
-            "message": self.message,
-            "retryable": self.retryable,
-            "retry_after": self.retry_after,
-        }
-
 
 def redact(text: str, secret: str | None) -> str:
     """Remove the configured key and anything credential-shaped from text bound for users or logs."""

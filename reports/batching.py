@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from django.conf import settings
 
+from llm.loops import PerLoop
 from reports.embeddings import get_embedder, normalize_query
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class QueryBatcher:
                 futures = [self.waiting.pop(key) for key in keys]
                 try:
                     vectors = await loop.run_in_executor(_executor(), _embed_many, keys)
-                except Exception as exc:  # noqa: BLE001 (handed to every caller waiting on this batch)
+                except Exception as exc:
                     for waiters in futures:
                         for future in waiters:
                             if not future.done():
@@ -94,16 +95,11 @@ def _lower_priority() -> None:
         logger.info("Could not lower the question embedder's priority: %s", exc)
 
 
-_batchers: dict[asyncio.AbstractEventLoop, QueryBatcher] = {}
+_batchers: PerLoop[QueryBatcher] = PerLoop(QueryBatcher)
 
 
 def batcher() -> QueryBatcher:
-    loop = asyncio.get_running_loop()
-    if (found := _batchers.get(loop)) is None:
-        for closed in [other for other in _batchers if other.is_closed()]:
-            del _batchers[closed]
-        found = _batchers[loop] = QueryBatcher()
-    return found
+    return _batchers.get()
 
 
 async def embed_query_async(text: str) -> np.ndarray:

@@ -27,12 +27,11 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.db.models.functions import Coalesce
 
-from llm import LLMConfig, LLMError, aclose_shared_client, complete_chat, config_from_settings
+from llm import LLMConfig, LLMError, aclose_shared_client, complete_chat
 from reports import ingest
 from reports.embeddings import MAX_TOKENS, get_embedder
 from reports.models import Movie, MovieSection
@@ -74,11 +73,6 @@ markdown, no preamble, and do not mention the source text."""
 
 # The model's answer is capped well above the 150 words asked for; a longer one is split, never cut.
 MAX_ANSWER_TOKENS = 600
-
-
-def llm_config() -> LLMConfig | None:
-    """The configured LLM, or None when there is none (no OpenRouter key and no base URL)."""
-    return config_from_settings(settings)
 
 
 @dataclass

@@ -13,6 +13,11 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def section_url(*, movie_slug: str, section_id: int) -> str:
+    """Where a section is read: its film's page, scrolled to it."""
+    return reverse("reports:movie_detail", kwargs={"slug": movie_slug}) + f"#section-{section_id}"
+
+
 class Movie(models.Model):
     class Source(models.TextChoices):
         WIKIPEDIA = "wikipedia", "Wikipedia summary"
@@ -113,7 +118,7 @@ class MovieSection(models.Model):
         return f"{self.movie.title}: {self.heading}"
 
     def get_absolute_url(self) -> str:
-        return f"{self.movie.get_absolute_url()}#section-{self.pk}"
+        return section_url(movie_slug=self.movie.slug, section_id=self.pk)
 
     @property
     def embedding_text(self) -> str:

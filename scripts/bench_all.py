@@ -147,7 +147,7 @@ def manage(*args: str, database: str, quiet: bool = True) -> float:
     """Run `manage.py args` against `database`; its wall time in seconds."""
     env = bench_env(DATABASE_URL=database_url(database))
     started = time.perf_counter()
-    subprocess.run(  # noqa: S603 (our own manage.py, fixed arguments)
+    subprocess.run(
         [PYTHON, str(ROOT / "manage.py"), *args],
         cwd=ROOT,
         env=env,
@@ -309,7 +309,7 @@ def default_ef_search(retrieval: dict[str, Any]) -> int | None:
     if retrieval.get("default_ef_search"):
         return int(retrieval["default_ef_search"])
     try:
-        output = subprocess.run(  # noqa: S603 (our own settings, fixed arguments)
+        output = subprocess.run(
             [PYTHON, "-c", "from django.conf import settings; print(settings.HNSW_EF_SEARCH)"],
             cwd=ROOT,
             env=bench_env(),
@@ -812,7 +812,7 @@ def write_report(results: dict[str, Any], bench_dir: Path) -> str:
     write_json(bench_dir / "results.json", results)
     table = markdown(results)
     (bench_dir / "results.md").write_text(table)
-    subprocess.run(  # noqa: S603
+    subprocess.run(
         [PYTHON, str(ROOT / "scripts" / "plot_bench.py"), str(bench_dir / "results.json")], cwd=ROOT, check=True
     )
     return table
@@ -821,7 +821,7 @@ def write_report(results: dict[str, Any], bench_dir: Path) -> str:
 def run_part(script: str, args: Sequence[str]) -> None:
     print(f"\n== {script} {' '.join(args)}", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    subprocess.run([PYTHON, str(ROOT / "scripts" / script), *args], cwd=ROOT, env=bench_env(), check=True)  # noqa: S603
+    subprocess.run([PYTHON, str(ROOT / "scripts" / script), *args], cwd=ROOT, env=bench_env(), check=True)
     print(f"== {script}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
 
 

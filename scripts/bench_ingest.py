@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_all import BENCH_DIR, PYTHON, ROOT, bench_env, database_url, recreate_database, write_json  # noqa: E402
+from bench_all import BENCH_DIR, PYTHON, ROOT, bench_env, database_url, recreate_database, write_json
 
 INGEST_DB = "flickora_ingest"
 BATCH_SIZES = (16, 32, 64, 128)
@@ -35,10 +35,10 @@ def run_import() -> dict[str, float | int]:
     recreate_database(INGEST_DB)
     env = bench_env(DATABASE_URL=database_url(INGEST_DB))
     manage = [PYTHON, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "--noinput"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)  # noqa: S603
+    subprocess.run([*manage, "migrate", "--noinput"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
     print("import_movies into a fresh database ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    done = subprocess.run(  # noqa: S603
+    done = subprocess.run(
         [*manage, "import_movies", "--no-progress"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
     )
     seconds = time.perf_counter() - started

@@ -60,7 +60,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_all import (  # noqa: E402
+from bench_all import (
     BASE_DB,
     BENCH_DIR,
     DATA_DIR,

@@ -43,7 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_all import (  # noqa: E402
+from bench_all import (
     BASE_DB,
     BENCH_DIR,
     DATA_DIR,
@@ -153,7 +153,7 @@ async def run_client(job: dict[str, Any]) -> dict[str, Any]:
         # The CSRF cookie a film page would set: a 32-character secret, sent back as cookie and header. (The pages
         # themselves answer 500 with DEBUG off until collectstatic has written the static manifest, which this
         # benchmark does not do in the repository.)
-        csrf = "".join(random.choices(string.ascii_letters + string.digits, k=32))  # noqa: S311
+        csrf = "".join(random.choices(string.ascii_letters + string.digits, k=32))
 
         async def ask(number: int) -> dict[str, Any]:
             slug = job["slugs"][number % len(job["slugs"])]
@@ -318,7 +318,7 @@ class Bench:
         self.url = ""
 
     def start(self) -> None:
-        self.llm = subprocess.Popen(  # noqa: S603
+        self.llm = subprocess.Popen(
             [PYTHON, __file__, "--serve-llm"], cwd=ROOT, env=bench_env(), stdout=subprocess.PIPE, text=True
         )
         port = int(self.llm.stdout.readline())
@@ -335,14 +335,14 @@ class Bench:
             RATE_LIMIT_IP_REQUESTS="1000000",
             RESPONSE_CACHE_TTL="0",
         )
-        log = open(DATA_DIR / "bench-web.log", "wb")  # noqa: SIM115 (kept open for the server's life)
+        log = open(DATA_DIR / "bench-web.log", "wb")
         command = web_command()
-        self.web = subprocess.Popen(  # noqa: S603
+        self.web = subprocess.Popen(
             ["sh", "-c", "exec " + command],
             cwd=ROOT,
             env=env,
             stdout=log,
-            stderr=subprocess.STDOUT,  # noqa: S607
+            stderr=subprocess.STDOUT,
         )
         self._wait_ready()
 
@@ -404,7 +404,7 @@ class Bench:
             machine_before = _cpu_ticks()
             peak = {w.pid: 0 for w in workers}
             started = time.monotonic()
-            client = subprocess.Popen([PYTHON, __file__, "--client", str(Path(tmp) / "job.json")], cwd=ROOT)  # noqa: S603
+            client = subprocess.Popen([PYTHON, __file__, "--client", str(Path(tmp) / "job.json")], cwd=ROOT)
             while client.poll() is None:
                 for worker in workers:
                     with contextlib.suppress(psutil.Error):

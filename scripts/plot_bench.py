@@ -15,11 +15,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_all import _get, app_corpora, default_ef_search  # noqa: E402
+from bench_all import _get, app_corpora, default_ef_search
 
 MODEL_STYLE = {
     "real": ("tab:gray", "real sections only"),

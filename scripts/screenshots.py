@@ -112,7 +112,7 @@ def main() -> int:
     return 0
 
 
-def shoot(base_url: str, llm, out: Path, suffix: str, width: int, height: int, film_tokens, all_tokens) -> None:  # noqa: ANN001
+def shoot(base_url: str, llm, out: Path, suffix: str, width: int, height: int, film_tokens, all_tokens) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:

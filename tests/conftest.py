@@ -21,8 +21,15 @@ SAMPLE_TITLES = [
 ]
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the embedded PostgreSQL when this run started it (one already running, say for `make run`, goes on)."""
+    from flickora.db import stop_servers_started_here
+
+    stop_servers_started_here()
+
+
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):  # noqa: ANN001, ANN201
+def django_db_setup(django_db_setup, django_db_blocker):
     from reports import ingest
 
     records, _ = ingest.wikipedia_records()
@@ -33,7 +40,7 @@ def django_db_setup(django_db_setup, django_db_blocker):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def sample_movies(db):  # noqa: ANN001, ANN201
+def sample_movies(db):
     from reports.models import Movie
 
     return {movie.source_key: movie for movie in Movie.objects.all()}
@@ -79,7 +86,7 @@ def synthetic_sections(count: int, *, per_film: int = 10, seed: int = 7) -> None
 
 
 @pytest.fixture
-def populated(db):  # noqa: ANN001, ANN201
+def populated(db):
     """A table of ~3,000 sections (rolled back after the test)."""
     return synthetic_sections(3000)
 
@@ -88,7 +95,7 @@ from tests.fake_llm import fake_llm, fake_llm_server  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session")
-def live_server_asgi(django_db_setup):  # noqa: ANN001, ANN201
+def live_server_asgi(django_db_setup):
     from flickora.asgi import application
     from tests.live import LiveASGIServer
 
@@ -98,7 +105,7 @@ def live_server_asgi(django_db_setup):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def web(live_server_asgi, db):  # noqa: ANN001, ANN201
+def web(live_server_asgi, db):
     """An HTTP client of the live app with a CSRF cookie, like a browser that opened a page."""
     import httpx
 
@@ -109,7 +116,7 @@ def web(live_server_asgi, db):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def llm(request, settings):  # noqa: ANN001, ANN201
+def llm(request, settings):
     """The fake OpenRouter server (reset for each test), configured as the app's LLM."""
     server = request.getfixturevalue("fake_llm")
     settings.LLM_BASE_URL = server.base_url
@@ -127,7 +134,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):  # noqa: ANN001, ANN201
+def pytest_runtest_makereport(item, call):
     """Keep each phase's report on the test item (`item.rep_call`), so fixtures can tell a failed test."""
     report = yield
     setattr(item, f"rep_{report.when}", report)
@@ -135,7 +142,7 @@ def pytest_runtest_makereport(item, call):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def browser(live_server_asgi, db):  # noqa: ANN001, ANN201
+def browser(live_server_asgi, db):
     """Chromium, started per test. Playwright's sync API keeps an event loop running in this thread while it is
     open, and Django refuses synchronous database calls there: a browser per test (about a second) keeps that
     window to the test's own body, after `db` is set up and before it is torn down. (Database reads in between
@@ -157,7 +164,7 @@ def browser(live_server_asgi, db):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def page(request, browser, live_server_asgi):  # noqa: ANN001, ANN201
+def page(request, browser, live_server_asgi):
     """A page of a fresh browser context (its own cookies) on the live app; a screenshot in test-artifacts/ when
     the test fails."""
     from pathlib import Path

@@ -11,7 +11,7 @@ os.environ.setdefault("FLICKORA_DATA_DIR", str(Path(__file__).resolve().parent.p
 os.environ.pop("DATABASE_URL", None)
 os.environ.pop("DEBUG", None)
 
-from flickora.settings import *  # noqa: E402, F403
+from flickora.settings import *  # noqa: F403
 
 # No collectstatic before tests: serve from the finders instead of the hashed manifest.
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405

@@ -68,11 +68,10 @@ def test_a_film_page_answer_streams_in_then_shows_the_rendered_answer(page, llm)
     expect(answer.locator(".source")).to_have_count(len(sections))
     body = answer.locator(".msg-body")
     expect(body).to_contain_text("word2")
-    first = len(body.inner_text())
-    page.wait_for_timeout(500)
-    second = len(body.inner_text())
-    assert 0 < first < second
     expect(answer).to_have_attribute("data-status", "streaming")
+    # The text grows piece by piece while it streams (waited for, not timed).
+    shown = len(body.inner_text())
+    page.wait_for_function("([el, n]) => el.innerText.length > n", arg=[body.element_handle(), shown])
     expect(page.locator(".chat-send")).to_be_disabled()
     expect(page.locator(".chat-stop")).to_be_visible()
 
@@ -197,12 +196,25 @@ def test_an_llm_error_shows_its_message_and_retry_answers_again(page, llm):
     error = answer.get_by_role("alert")
     expect(error).to_contain_text("The language model is unavailable right now")
     expect(error).to_have_attribute("data-code", "upstream_unavailable")
+    expect(error.locator(".detail")).to_contain_text("(HTTP 503)")  # the server's own words, from `error.message`
     llm.set_scenario("scripted", tokens=["Back ", "again."])
     error.get_by_role("button", name="Retry").click()
     retried = page.locator(".msg-assistant")
     expect(retried).to_have_count(1)  # the new answer takes the failed one's place
     expect(retried).to_have_attribute("data-status", "complete", timeout=STREAM_TIMEOUT)
     expect(retried.locator(".msg-body")).to_have_text("Back again.")
+
+
+def test_a_markdown_table_in_an_answer_shows_as_a_table(page, llm):
+    llm.set_scenario("scripted", tokens=["Two films:\n\n", "| Film | Year |\n| --- | ---: |\n", "| Vertigo | 1958 |\n"])
+    page.goto("/movies/vertigo/")
+    answer = ask(page, "A table of films, please")
+    expect(answer).to_have_attribute("data-status", "complete", timeout=STREAM_TIMEOUT)
+    table = answer.locator(".msg-body table")
+    expect(table.locator("th")).to_have_text(["Film", "Year"])
+    expect(table.locator("td")).to_have_text(["Vertigo", "1958"])
+    expect(table.locator("td").nth(1)).to_have_css("text-align", "right")
+    assert "|" not in answer.locator(".msg-body").inner_text()
 
 
 def test_too_many_questions_says_how_long_to_wait(page, llm, settings):

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):  # noqa: ANN001, ANN201
+def redis_url(tmp_path_factory):
     binary = shutil.which("redis-server")
     if binary is None:
         if os.environ.get("CI"):

@@ -10,8 +10,10 @@ from io import StringIO
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 
+from llm import config_from_settings
 from reports import generation, ingest
 from reports.models import Movie, MovieSection, text_hash
 from tests.fake_llm import FakeLLMServer
@@ -76,7 +78,7 @@ def heaven(sample_movies: dict[str, Movie]) -> Movie:
 
 
 def config() -> Any:
-    made = generation.llm_config()
+    made = config_from_settings(django_settings)
     assert made is not None
     return made
 

@@ -100,7 +100,7 @@ def test_limit_imports_only_the_first_films():
     assert sorted(Movie.objects.values_list("title", flat=True)) == sorted(f.title for f in films[:3])
 
 
-def write_json(tmp_path, data):  # noqa: ANN001, ANN201
+def write_json(tmp_path, data):
     path = tmp_path / "films.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     return path

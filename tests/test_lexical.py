@@ -46,7 +46,7 @@ def recomputed() -> tuple[dict[str, int], tuple[int, int]]:
 
 
 @pytest.fixture
-def fixed_corpus(db):  # noqa: ANN001, ANN201
+def fixed_corpus(db):
     """Only the films above (the session's sample films are deleted inside the test's transaction)."""
     Movie.objects.all().delete()
     records = [

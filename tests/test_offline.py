@@ -1,5 +1,5 @@
+from chat.citations import parse_citations
 from chat.offline import INTRO, NO_ANSWER, NO_ANSWER_HINT, NO_MATCH, offline_answer, stem
-from chat.prompts import parse_citations
 from reports.search import Hit
 
 PLOT = (

@@ -8,7 +8,7 @@ from chat.models import Conversation, Message
 from reports.models import Movie, MovieSection
 
 
-def titles(response) -> list[str]:  # noqa: ANN001
+def titles(response) -> list[str]:
     return [movie.title for movie in response.context["page"].object_list]
 
 
@@ -196,7 +196,7 @@ def test_the_admin_lists_films_and_sections(client, sample_movies):
 
 
 @pytest.fixture
-def member(client, db) -> User:  # noqa: ANN001
+def member(client, db) -> User:
     user = User.objects.create_user("member", password="pw-for-tests-only")
     client.force_login(user)
     return user
@@ -230,7 +230,7 @@ def conversation_with_answers(user: User, movie: Movie | None) -> Conversation:
         status="failed",
         error_code="upstream_unavailable",
         error_text="Unavailable.",
-        timings={"retryable": True, "retry_after": None},
+        retryable=True,
     )
     return conversation
 

@@ -1,12 +1,6 @@
-from chat.prompts import (
-    CONDENSE_PROMPT,
-    build_messages,
-    condense_heuristic,
-    condense_messages,
-    is_follow_up,
-    parse_citations,
-    strip_unknown_citations,
-)
+from chat.citations import parse_citations, strip_unknown_citations
+from chat.condensing import CONDENSE_PROMPT, condense_heuristic, condense_messages, is_follow_up
+from chat.prompts import build_messages
 from reports.search import Hit
 
 

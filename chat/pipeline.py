@@ -1,0 +1,223 @@
+"""One chat turn as domain events: retrieval, then the answer from an LLM (or the offline answerer).
+
+`answer_turn` yields `Sources`, `Answering`, then `Text` pieces, and ends with `Done` or, when the LLM fails, `Error`.
+It changes nothing it is given and knows nothing of HTTP or Server-Sent Events: the writer (chat.writer) persists the
+events and sends them on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+from chat import condensing, offline, prompts
+from chat.database import db
+from chat.models import Message
+from llm import LLMConfig, LLMError, StreamResult, complete_chat, config_from_settings, stream_chat
+from reports.batching import embed_query_async
+from reports.embeddings import normalize_query
+from reports.models import text_hash
+from reports.search import Hit, search_all, search_movie
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """What a turn is asked: the question, the conversation before it (role, text), and the film, if one."""
+
+    question: str
+    history: tuple[tuple[str, str], ...] = ()
+    movie_id: int | None = None
+    movie_title: str | None = None
+    regenerated: bool = False  # a new answer asked for: never from the answer cache
+
+
+@dataclass(frozen=True)
+class TurnError:
+    code: str
+    message: str
+    retryable: bool
+    retry_after: float | None = None
+
+    @classmethod
+    def from_llm(cls, error: LLMError) -> TurnError:
+        return cls(error.code, error.message, error.retryable, error.retry_after)
+
+
+# What the user is told when answering failed for another reason than the LLM's (a bug, the database).
+INTERNAL_ERROR = TurnError("internal_error", "Something went wrong while answering. Please try again.", True)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The sections retrieved for the answer, and how long the question's embedding and the search took."""
+
+    hits: tuple[Hit, ...]
+    embed_ms: float
+    search_ms: float
+
+
+@dataclass(frozen=True)
+class Answering:
+    """Who answers: an LLM, the offline answerer, or the answer cache (`cached`); `upstream_ms` is when the request
+    to the LLM went out, since the turn opened."""
+
+    provider: str
+    model: str
+    cached: bool = False
+    upstream_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    model: str  # the model that answered (OpenRouter may fall back to another)
+
+
+@dataclass(frozen=True)
+class Error:
+    error: TurnError
+
+
+Event = Sources | Answering | Text | Done | Error
+
+
+def load_turn(message: Message) -> Turn:
+    """The turn an assistant message answers, with the conversation before its question."""
+    question = message.reply_to
+    movie = message.conversation.movie
+    history: list[tuple[str, str]] = []
+    if question is not None:
+        earlier = (
+            Message.objects.filter(conversation=message.conversation_id, created_at__lt=question.created_at)
+            .exclude(role=Message.Role.ASSISTANT, status__in=[Message.Status.FAILED, Message.Status.PENDING])
+            .exclude(regenerations__isnull=False)
+            .order_by("created_at", "id")
+            .values_list("role", "content")
+        )
+        history = [(role, content) for role, content in earlier if content]
+    return Turn(
+        question=question.content if question else "",
+        history=tuple(history),
+        movie_id=movie.pk if movie else None,
+        movie_title=movie.title if movie else None,
+        regenerated=message.regenerated_from_id is not None,
+    )
+
+
+async def answer_turn(*, turn: Turn, opened: float) -> AsyncIterator[Event]:
+    """The events of one turn (`opened`: `time.perf_counter()` when the turn began, for `upstream_ms`)."""
+    try:
+        async with contextlib.aclosing(_answer(turn, opened)) as events:
+            async for event in events:
+                yield event
+    except LLMError as exc:
+        yield Error(TurnError.from_llm(exc))
+
+
+async def _answer(turn: Turn, opened: float) -> AsyncIterator[Event]:
+    config = config_from_settings(settings)  # None: the offline answerer
+    query = await _search_query(turn, config)
+    started = time.perf_counter()
+    vector = await embed_query_async(query)
+    embed_ms = _ms(started)
+    hits, cached = await db(functools.partial(_retrieve, turn, query, vector, config))
+    yield Sources(tuple(hits), embed_ms=embed_ms, search_ms=round(_ms(started) - embed_ms, 2))
+    if cached:
+        yield Answering(cached["provider"], cached["model"], cached=True)
+        yield Text(cached["content"])
+        yield Done(cached["model"])
+        return
+
+    provider, model = (config.provider, config.model) if config else ("offline", "")
+    result = StreamResult()
+    if config:
+        llm_messages = prompts.build_messages(
+            question=turn.question,
+            hits=hits,
+            history=turn.history,
+            film_title=turn.movie_title,
+            history_budget_chars=settings.CHAT_HISTORY_BUDGET_CHARS,
+        )
+        pieces = stream_chat(config=config, messages=llm_messages, result=result)
+    else:
+        pieces = _aiter(offline.offline_answer(question=turn.question, hits=hits))
+    yield Answering(provider, model, upstream_ms=_ms(opened))
+    content = ""
+    # Stopping (the writer's task is cancelled) closes the upstream request at once.
+    async with contextlib.aclosing(pieces):
+        async for piece in pieces:
+            content += piece
+            yield Text(piece)
+    model = result.model or model
+    if cache_key := _cache_key(turn, hits, config):
+        entry = {"content": content, "provider": provider, "model": model}
+        await db(lambda: cache.set(cache_key, entry, settings.RESPONSE_CACHE_TTL))
+    yield Done(model)
+
+
+async def _search_query(turn: Turn, config: LLMConfig | None) -> str:
+    """A follow-up ("and who directed it?") rewritten as a standalone search query."""
+    if not turn.history:
+        return turn.question
+    if config:
+        try:
+            condensed = await asyncio.wait_for(
+                complete_chat(
+                    config=config,
+                    messages=condensing.condense_messages(question=turn.question, history=turn.history),
+                    max_tokens=60,
+                    temperature=0.0,
+                ),
+                timeout=settings.LLM_TIMEOUT,
+            )
+            if condensed.strip():
+                return " ".join(condensed.split())[:500]
+        except (LLMError, TimeoutError) as exc:
+            logger.info("Condensing the follow-up failed (%s); using the heuristic", getattr(exc, "code", exc))
+    return condensing.condense_heuristic(question=turn.question, history=turn.history, film_title=turn.movie_title)
+
+
+def _retrieve(turn: Turn, query: str, vector: Any, config: LLMConfig | None) -> tuple[list[Hit], Any]:
+    """The sections for the question, and the cached answer to it given them (None when there is none)."""
+    if turn.movie_id is not None:
+        hits = search_movie(movie_id=turn.movie_id, query=query, vector=vector).hits
+    else:
+        hits = search_all(query=query, vector=vector).hits
+    cache_key = _cache_key(turn, hits, config)
+    return hits, cache.get(cache_key) if cache_key else None
+
+
+def _cache_key(turn: Turn, hits: Sequence[Hit], config: LLMConfig | None) -> str | None:
+    """Only a first question is cached (a follow-up's answer depends on the conversation), keyed by the film, the
+    normalised question, the answerer, and the exact sections given (so new report text means a new key)."""
+    if turn.history or turn.regenerated or settings.RESPONSE_CACHE_TTL <= 0:
+        return None
+    answerer = f"{config.provider}:{config.model}" if config else "offline"
+    sections = ",".join(f"{hit.section_id}:{text_hash(hit.content)[:16]}" for hit in hits)
+    raw = f"{turn.movie_id}|{normalize_query(turn.question)}|{answerer}|{sections}"
+    return "answer:" + hashlib.sha256(raw.encode()).hexdigest()
+
+
+async def _aiter(pieces: Iterator[str]) -> AsyncIterator[str]:
+    for piece in pieces:
+        yield piece
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 2)

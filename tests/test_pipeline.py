@@ -1,0 +1,87 @@
+"""The turn pipeline on its own, without HTTP or SSE: the domain events of one turn, from the real retrieval and the
+offline answerer or the fake LLM server."""
+
+import asyncio
+import time
+
+import pytest
+
+from chat.pipeline import Answering, Done, Error, Event, Sources, Text, Turn, TurnError, answer_turn
+from llm import aclose_shared_client
+from reports.models import Movie
+
+
+def events_of(turn: Turn) -> list[Event]:
+    async def collect() -> list[Event]:
+        try:
+            return [event async for event in answer_turn(turn=turn, opened=time.perf_counter())]
+        finally:
+            await aclose_shared_client()
+
+    return asyncio.run(collect())
+
+
+@pytest.fixture
+def vertigo(sample_movies: dict[str, Movie]) -> Movie:
+    return sample_movies["Vertigo (film)"]
+
+
+def about(movie: Movie, question: str, **fields: object) -> Turn:
+    return Turn(question=question, movie_id=movie.pk, movie_title=movie.title, **fields)
+
+
+def test_an_offline_turn_yields_sources_the_answerer_its_text_and_done(vertigo):
+    turn = about(vertigo, "Who directed Vertigo?")
+    events = events_of(turn)
+    sources, answering, *texts, done = events
+    assert isinstance(sources, Sources)
+    assert {hit.movie_slug for hit in sources.hits} == {"vertigo"}
+    assert sources.embed_ms >= 0 and sources.search_ms >= 0
+    assert answering == Answering("offline", "", cached=False, upstream_ms=answering.upstream_ms)
+    assert texts and all(isinstance(text, Text) for text in texts)
+    assert "Alfred Hitchcock" in "".join(text.text for text in texts)
+    assert done == Done("")
+    assert turn == about(vertigo, "Who directed Vertigo?")  # nothing it was given changed
+
+
+def test_an_llm_turn_yields_each_piece_then_done_with_the_model(vertigo, llm):
+    llm.set_scenario("scripted", tokens=["Alfred ", "Hitchcock."], model="vendor/answering-model")
+    events = events_of(about(vertigo, "Who directed it, the pipeline asks?"))
+    assert [type(event) for event in events] == [Sources, Answering, Text, Text, Done]
+    answering = events[1]
+    assert (answering.provider, answering.model, answering.cached) == ("openai-compatible", "test/model", False)
+    assert answering.upstream_ms is not None
+    assert [event.text for event in events[2:4]] == ["Alfred ", "Hitchcock."]
+    assert events[-1] == Done("vendor/answering-model")
+
+
+def test_an_llm_failure_is_an_error_event_after_the_text_so_far(vertigo, llm):
+    llm.set_scenario("error_chunk_after_tokens", tokens=["so ", "far "], after=2)
+    events = events_of(about(vertigo, "Will this fail?"))
+    assert [type(event) for event in events] == [Sources, Answering, Text, Text, Error]
+    error = events[-1].error
+    assert isinstance(error, TurnError)
+    assert (error.code, error.retryable) == ("upstream_error", True)
+
+
+def test_a_repeated_first_question_is_answered_from_the_cache(vertigo, llm, settings):
+    settings.RESPONSE_CACHE_TTL = 3600
+    llm.set_scenario("scripted", tokens=["Cached ", "once."])
+    first = events_of(about(vertigo, "Which question does the pipeline cache?"))
+    again = events_of(about(vertigo, "which question does the pipeline cache?"))
+    assert [type(event) for event in first] == [Sources, Answering, Text, Text, Done]
+    assert again[1:] == [
+        Answering("openai-compatible", "test/model", cached=True),
+        Text("Cached once."),
+        Done("test/model"),
+    ]
+    assert len(llm.requests) == 1
+
+
+def test_a_regenerated_answer_never_comes_from_the_cache(vertigo, llm, settings):
+    settings.RESPONSE_CACHE_TTL = 3600
+    llm.set_scenario("scripted", tokens=["Fresh."])
+    events_of(about(vertigo, "Ask the pipeline again"))
+    events = events_of(about(vertigo, "Ask the pipeline again", regenerated=True))
+    assert events[1].cached is False
+    assert len(llm.requests) == 2
