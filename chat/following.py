@@ -20,13 +20,19 @@ from chat.sse import sse_comment, sse_event
 FOLLOW_POLL_SECONDS = 0.2
 
 
-async def follow(message_pk: int, offset: int) -> AsyncIterator[bytes]:
-    """Replay a message another stream is writing (or has finished), from `offset` to its end."""
+async def follow(message: Message, offset: int) -> AsyncIterator[bytes]:
+    """Replay a message another stream is writing (or has finished), from `offset` to its end; the `deleted` error
+    if its conversation is deleted meanwhile."""
+    message_pk, message_uuid = message.pk, message.uuid
     sent_sources = False
     last_sent = last_growth = time.monotonic()
     seen = -1
     while True:
-        message = await db(functools.partial(_read_and_mark_watched, message_pk))
+        found = await db(functools.partial(_read_and_mark_watched, message_pk))
+        if found is None:
+            yield payloads.deleted_event(message_uuid)
+            return
+        message = found
         if len(message.content) != seen:
             seen, last_growth = len(message.content), time.monotonic()
         elif message.status == Message.Status.STREAMING and time.monotonic() - last_growth > _stale_seconds():
@@ -51,10 +57,11 @@ async def follow(message_pk: int, offset: int) -> AsyncIterator[bytes]:
         await asyncio.sleep(FOLLOW_POLL_SECONDS)
 
 
-def _read_and_mark_watched(message_pk: int) -> Message:
-    """Read a message a follower relays, and mark it watched while it is still being written."""
-    message = Message.objects.get(pk=message_pk)
-    if not message.is_finished:
+def _read_and_mark_watched(message_pk: int) -> Message | None:
+    """Read a message a follower relays (None when it was deleted), and mark it watched while it is still being
+    written."""
+    message = Message.objects.filter(pk=message_pk).first()
+    if message is not None and not message.is_finished:
         Message.objects.filter(pk=message_pk).update(watched_at=Now())
     return message
 

@@ -68,6 +68,19 @@ def failed_payload(message: Message) -> dict[str, Any]:
     return {"message": str(message.uuid), "status": message.status, "error": error_payload(message)}
 
 
+DELETED = {
+    "code": "deleted",
+    "message": "This conversation was deleted, so its answer stopped.",
+    "retryable": False,
+    "retry_after": None,
+}
+
+
+def deleted_event(message_uuid: object) -> bytes:
+    """The last event of every stream of an answer whose conversation was deleted while it was written."""
+    return sse_event("error", {"message": str(message_uuid), "status": "failed", "error": DELETED})
+
+
 def section_urls(hits: Sequence[Hit]) -> dict[int, str]:
     return {hit.section_id: section_url(movie_slug=hit.movie_slug, section_id=hit.section_id) for hit in hits}
 

@@ -22,7 +22,7 @@ async def stream_message(*, message: Message, offset: int = 0) -> AsyncIterator[
     yield sse_event(retry=2000) + sse_comment("flickora")
     claimed = await db(functools.partial(_claim, message.pk))
     if claimed is None:
-        async for chunk in follow(message.pk, offset):
+        async for chunk in follow(message, offset):
             yield chunk
         return
     listener = start_writer(message=claimed[0], turn=claimed[1], opened=opened)

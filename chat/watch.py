@@ -36,10 +36,12 @@ class Writing:
     content: str = ""  # the text written so far
     flushed: int = 0  # characters of it already in the database
     stopping: bool = False
+    deleted: bool = False  # its conversation was deleted while it was written
 
-    def stop(self) -> None:
-        """Stop writing (the message was ended elsewhere, or abandoned): cancelling the task closes the upstream
-        request at once, wherever the task is waiting."""
+    def stop(self, *, deleted: bool = False) -> None:
+        """Stop writing (the message was ended elsewhere, deleted, or abandoned): cancelling the task closes the
+        upstream request at once, wherever the task is waiting."""
+        self.deleted = self.deleted or deleted
         if not self.stopping:
             self.stopping = True
             self.task.cancel()
@@ -93,15 +95,16 @@ class Watch:
             self.last_flush = now
         for writing, text in dirty:
             writing.flushed = max(writing.flushed, len(text))
-        for message_pk in ended:
+        for message_pk, deleted in ended.items():
             if writing := self.writing.get(message_pk):
-                writing.stop()
+                writing.stop(deleted=deleted)
 
 
-def watch_round(message_pks: list[int], texts: list[tuple[int, str]], left: list[int], grace: float) -> set[int]:
+def watch_round(message_pks: list[int], texts: list[tuple[int, str]], left: list[int], grace: float) -> dict[int, bool]:
     """One round trip for all the answers being written: save the growing texts (of messages still streaming), and
-    return the messages to stop: those no longer streaming (the stop endpoint ended them) and those whose client
-    left over `grace` seconds ago with nobody following them since."""
+    return the messages to stop, each with whether it is gone: those deleted (with their conversation), those no
+    longer streaming (the stop endpoint ended them) and those whose client left over `grace` seconds ago with
+    nobody following them since."""
     table = connection.ops.quote_name(Message._meta.db_table)
     streaming = Message.Status.STREAMING
     with connection.cursor() as cursor:
@@ -112,11 +115,12 @@ def watch_round(message_pks: list[int], texts: list[tuple[int, str]], left: list
                 [[pk for pk, _ in texts], [text for _, text in texts], streaming],
             )
         cursor.execute(
-            f"SELECT id FROM {table} WHERE id = ANY(%s::bigint[]) AND (status <> %s OR ("  # noqa: S608
-            "id = ANY(%s::bigint[]) AND (watched_at IS NULL OR watched_at < now() - make_interval(secs => %s))))",
+            f"SELECT t.id, m.id IS NULL FROM unnest(%s::bigint[]) AS t(id) LEFT JOIN {table} m ON m.id = t.id "  # noqa: S608
+            "WHERE m.id IS NULL OR m.status <> %s OR (m.id = ANY(%s::bigint[]) "
+            "AND (m.watched_at IS NULL OR m.watched_at < now() - make_interval(secs => %s)))",
             [message_pks, streaming, left, grace],
         )
-        return {row[0] for row in cursor.fetchall()}
+        return dict(cursor.fetchall())
 
 
 _watches: PerLoop[Watch] = PerLoop(Watch)

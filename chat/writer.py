@@ -72,13 +72,17 @@ async def _write(message: Message, turn: Turn, opened: float, listener: Listener
             raise
         task.uncancel()
     except Exception:
-        logger.exception("Chat turn %s failed", message.uuid)
+        if await db(Message.objects.filter(pk=message.pk).exists):
+            logger.exception("Chat turn %s failed", message.uuid)
         answer.error, answer.status = INTERNAL_ERROR, Message.Status.FAILED
     finally:
         watch.remove(writing)
         answer.timings["total_ms"] = _ms(opened)
         finished, final = await db(functools.partial(_finish, message, answer, writing.content))
-        _log_turn(finished, answer.timings)
+        if finished is None:  # deleted with its conversation while it was written
+            logger.info("chat turn message=%s status=deleted", message.uuid)
+        else:
+            _log_turn(finished, answer.timings)
         listener.send(final)
         listener.send(None)
 
@@ -108,9 +112,10 @@ async def _take(event: Event, *, answer: _Answer, writing: Writing, opened: floa
     return None
 
 
-def _finish(message: Message, answer: _Answer, content: str) -> tuple[Message, bytes]:
-    """Write the terminal state once, and make the final event. The answer's Markdown is rendered there too, off
-    the event loop: a few hundred answers ending together rendered on the loop held up the tokens of all others."""
+def _finish(message: Message, answer: _Answer, content: str) -> tuple[Message | None, bytes]:
+    """Write the terminal state once, and make the final event: the message as it ends (None when it was deleted
+    meanwhile, with the `deleted` error). The answer's Markdown is rendered there too, off the event loop: a few
+    hundred answers ending together rendered on the loop held up the tokens of all others."""
     fields = {
         "content": content,
         "cited_section_ids": parse_citations(content, allowed_ids={hit.section_id for hit in answer.hits}),
@@ -127,7 +132,9 @@ def _finish(message: Message, answer: _Answer, content: str) -> tuple[Message, b
         )
     else:
         rows.finish(status=answer.status, **fields)
-    finished = rows.get()
+    finished = rows.first()
+    if finished is None:
+        return None, payloads.deleted_event(message.uuid)
     return finished, payloads.final_event(finished, answer.hits)
 
 

@@ -189,6 +189,44 @@ def test_a_client_that_leaves_stops_the_message_and_closes_the_upstream_request(
     assert message.finished_at is not None
 
 
+def test_deleting_the_conversation_ends_every_stream_of_its_answer_and_closes_the_upstream(web, llm, caplog):
+    llm.set_scenario("bench", n=200, tokens_per_second=20)
+    started = ask(web, "Tell me everything there is about Vertigo").json()
+    follower_events: list = []
+    following = threading.Event()
+
+    def follow() -> None:
+        with httpx.Client(base_url=web.base_url, cookies=web.cookies, timeout=30) as tab:
+            with tab.stream("GET", started["stream"]) as response:
+                for event in iter_events(response):
+                    follower_events.append(event)
+                    following.set()
+
+    follower = threading.Thread(target=follow)
+    events = []
+    with web.stream("GET", started["stream"]) as response:
+        for event in iter_events(response):
+            events.append(event)
+            if event.event == "token" and not follower.is_alive() and not follower_events:
+                follower.start()
+                assert following.wait(10)
+                deleted = web.post(f"/chat/conversations/{started['conversation']}/delete/")
+                assert deleted.status_code == 302
+    follower.join(10)
+    gone = {"code": "deleted", "message": "This conversation was deleted, so its answer stopped.", "retryable": False}
+    for stream in (events, follower_events):
+        assert stream[-1].event == "error"
+        assert stream[-1].data == {
+            "message": started["message"],
+            "status": "failed",
+            "error": {**gone, "retry_after": None},
+        }
+    closed = llm.wait_for_closed_early(timeout=10)
+    assert closed is not None and closed.tokens_sent < 200
+    assert not Message.objects.filter(uuid=started["message"]).exists()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
 def test_the_stop_endpoint_ends_the_stream_and_keeps_the_partial_text(web, llm):
     llm.set_scenario("bench", n=200, tokens_per_second=20)
     started = ask(web, "Tell me even more about Vertigo").json()
@@ -459,7 +497,8 @@ def test_one_watch_round_saves_the_texts_and_finds_the_answers_to_stop(web):
     from chat.watch import watch_round
 
     pks = [message_of(ask(web, f"Watched question {n}").json()).pk for n in range(4)]
-    # 0, 1: streaming and followed just now; 2: ended by the stop endpoint; 3: streaming, followed by nobody.
+    # 0, 1: streaming and followed just now; 2: ended by the stop endpoint; 3: streaming, followed by nobody;
+    # 4: deleted (a message id no row has).
     committed(lambda: Message.objects.filter(pk__in=pks).update(status="streaming", watched_at=Now()))
     committed(lambda: Message.objects.filter(pk=pks[2]).update(status="stopped", content="kept"))
     committed(lambda: Message.objects.filter(pk=pks[3]).update(watched_at=None))
@@ -468,11 +507,11 @@ def test_one_watch_round_saves_the_texts_and_finds_the_answers_to_stop(web):
     def one_round() -> None:
         with CaptureQueriesContext(connection) as queries:
             texts = [(pks[0], "zero so far"), (pks[2], "too late"), (pks[3], "three")]
-            result["stop"] = watch_round(pks, texts, [pks[1], pks[3]], 30.0)
+            result["stop"] = watch_round([*pks, max(pks) + 1000], texts, [pks[1], pks[3]], 30.0)
         result["queries"] = len(queries)
 
     committed(one_round)
-    assert result == {"stop": {pks[2], pks[3]}, "queries": 2}
+    assert result == {"stop": {pks[2]: False, pks[3]: False, max(pks) + 1000: True}, "queries": 2}
     contents = dict(Message.objects.filter(pk__in=pks).values_list("pk", "content"))
     assert [contents[pk] for pk in pks] == ["zero so far", "", "kept", "three"]
 

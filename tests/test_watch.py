@@ -2,8 +2,18 @@
 
 import asyncio
 
+import pytest
+
+from chat import watch as watch_module
 from chat.listener import Listener
 from chat.watch import Watch, Writing
+
+
+@pytest.fixture(autouse=True)
+def nothing_to_stop(monkeypatch):
+    """The round trip answers that no answer is to be stopped: these tests are about the ticks (the round trip's
+    own behaviour, a deletion included, is tested through the server in tests/test_chat.py)."""
+    monkeypatch.setattr(watch_module, "watch_round", lambda message_pks, texts, left, grace: {})
 
 
 class Clock:
@@ -15,7 +25,7 @@ class Clock:
 
 
 def watched(clock: Clock) -> tuple[Watch, Writing]:
-    """A watch over one answer being written (its message is not in the database: the round trip finds nothing)."""
+    """A watch over one answer being written."""
     watch = Watch(clock=clock)
     writing = Writing(-1, Listener(clock=clock), asyncio.create_task(asyncio.sleep(3600)))
     watch.writing[writing.message_pk] = writing  # not add(): the test runs the ticks itself
