@@ -1,4 +1,5 @@
 import uuid
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -35,11 +36,26 @@ class Conversation(models.Model):
 class MessageQuerySet(models.QuerySet["Message"]):
     """The life of an assistant message, each transition one UPDATE guarded by the states it starts from:
     pending → streaming (claim) → complete or stopped (finish), failed (fail, expire); pending or streaming →
-    stopped (stop). Each returns the number of messages whose status it changed."""
+    stopped (stop); pending → failed (expire_unopened). Each returns the number of messages whose status it
+    changed."""
 
-    def claim(self) -> int:
-        """pending → streaming: the stream that gets 1 writes the answer; any other follows it."""
-        return self.filter(status=Message.Status.PENDING).update(status=Message.Status.STREAMING)
+    def claim(self, *, asked_since: datetime | None = None) -> int:
+        """pending → streaming: the stream that gets 1 writes the answer; any other follows it. `asked_since`: only
+        an answer asked since then (an older one is left to expire_unopened)."""
+        pending = self.filter(status=Message.Status.PENDING)
+        if asked_since is not None:
+            pending = pending.filter(created_at__gte=asked_since)
+        return pending.update(status=Message.Status.STREAMING)
+
+    def expire_unopened(self, *, asked_before: datetime) -> int:
+        """pending → failed (code `expired`) for answers asked before `asked_before` whose stream nobody opened."""
+        return self.filter(status=Message.Status.PENDING, created_at__lt=asked_before).update(
+            status=Message.Status.FAILED,
+            error_code="expired",
+            error_text="This answer was never opened, so it was not written. Please ask again.",
+            retryable=True,
+            finished_at=timezone.now(),
+        )
 
     def stop(self) -> int:
         """pending or streaming → stopped (the stop endpoint): the writer notices and closes its upstream."""

@@ -12,6 +12,7 @@ from chat.following import follow
 from chat.models import Message
 from chat.pipeline import Turn, load_turn
 from chat.sse import sse_comment, sse_event
+from chat.turns import pending_expiry
 from chat.writer import start_writer
 
 
@@ -34,8 +35,11 @@ async def stream_message(*, message: Message, offset: int = 0) -> AsyncIterator[
 
 
 def _claim(message_pk: int) -> tuple[Message, Turn] | None:
-    """Take a pending message (pending → streaming) and load its turn; None when another stream already has it."""
-    if not Message.objects.filter(pk=message_pk).claim():
+    """Take a pending message (pending → streaming) and load its turn; None when another stream already has it, or
+    when it was asked too long ago and expires instead (its stream then shows that end)."""
+    rows = Message.objects.filter(pk=message_pk)
+    if not rows.claim(asked_since=pending_expiry()):
+        rows.expire_unopened(asked_before=pending_expiry())
         return None
     message = Message.objects.select_related("conversation__movie", "reply_to").get(pk=message_pk)
     return message, load_turn(message)

@@ -1,11 +1,13 @@
 """Starting, stopping and regenerating chat turns, and what the endpoints return about them (JSON)."""
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 
 from chat import history, payloads, ratelimit
 from chat.models import Conversation, Message
@@ -18,12 +20,24 @@ TITLE_CHARS = 80
 ANONYMOUS_KEY = "chat_session_key"
 
 
+class TooManyInFlight(Exception):
+    """The requester already has CHAT_MAX_IN_FLIGHT answers being written."""
+
+    def __init__(self, in_flight: list[Message]) -> None:
+        super().__init__(f"{len(in_flight)} answers in flight")
+        self.in_flight = in_flight
+
+
+def requester(request: HttpRequest) -> str:
+    """Whom a question counts against: the account, or the anonymous session."""
+    return f"user:{request.user.pk}" if request.user.is_authenticated else f"session:{_session_key(request)}"
+
+
 def check_rate_limit(request: HttpRequest) -> ratelimit.Verdict:
     window = settings.RATE_LIMIT_WINDOW
-    requester = f"user:{request.user.pk}" if request.user.is_authenticated else f"session:{_session_key(request)}"
     return ratelimit.check_all(
         [
-            (requester, ratelimit.Limit(settings.RATE_LIMIT_REQUESTS, window)),
+            (requester(request), ratelimit.Limit(settings.RATE_LIMIT_REQUESTS, window)),
             (f"ip:{client_ip(request)}", ratelimit.Limit(settings.RATE_LIMIT_IP_REQUESTS, window)),
         ]
     )
@@ -48,9 +62,30 @@ def _session_key(request: HttpRequest) -> str:
     return key
 
 
+def pending_expiry() -> datetime:
+    """Pending answers asked before this have expired."""
+    return timezone.now() - timedelta(seconds=settings.CHAT_PENDING_EXPIRY_SECONDS)
+
+
+def _reserve_answer(request: HttpRequest) -> None:
+    """Take one of the requester's CHAT_MAX_IN_FLIGHT places for a new answer (inside the transaction that creates
+    it), or raise TooManyInFlight. An advisory lock per requester, held to the end of the transaction, keeps two
+    asks arriving together from both taking the last place; their unopened answers that expired are ended first."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [requester(request)])
+    mine = Message.objects.filter(
+        role=Message.Role.ASSISTANT, conversation__in=Conversation.objects.filter(history.owner_filter(request))
+    )
+    mine.expire_unopened(asked_before=pending_expiry())
+    in_flight = list(mine.filter(status__in=Message.OPEN).order_by("created_at", "id"))
+    if len(in_flight) >= settings.CHAT_MAX_IN_FLIGHT:
+        raise TooManyInFlight(in_flight)
+
+
 @transaction.atomic
 def ask(request: HttpRequest, *, movie: Movie | None, conversation: Conversation | None, question: str) -> Message:
-    """Store the question and a pending answer (the stream generates it)."""
+    """Store the question and a pending answer (the stream generates it); TooManyInFlight past the limit."""
+    _reserve_answer(request)
     if conversation is None:
         owner = {"user": request.user} if request.user.is_authenticated else {"session_key": _session_key(request)}
         conversation = Conversation.objects.create(movie=movie, title=_title(question), **owner)
@@ -62,8 +97,10 @@ def ask(request: HttpRequest, *, movie: Movie | None, conversation: Conversation
     return answer
 
 
-def regenerate(message: Message) -> Message:
-    """A new answer to the same question (never from the answer cache)."""
+@transaction.atomic
+def regenerate(request: HttpRequest, message: Message) -> Message:
+    """A new answer to the same question (never from the answer cache); TooManyInFlight past the limit."""
+    _reserve_answer(request)
     return Message.objects.create(
         conversation=message.conversation,
         role=Message.Role.ASSISTANT,

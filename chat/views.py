@@ -28,11 +28,21 @@ ALL_FILMS_SUGGESTIONS = [
 HISTORY_PAGE_SIZE = 30
 
 
-def _error(code: str, message: str, status: int, **extra: object) -> JsonResponse:
-    response = JsonResponse({"error": {"code": code, "message": message}}, status=status)
-    for header, value in extra.items():
+def _error(code: str, message: str, status: int, *, fields: dict | None = None, **headers: object) -> JsonResponse:
+    response = JsonResponse({"error": {"code": code, "message": message, **(fields or {})}}, status=status)
+    for header, value in headers.items():
         response[header.replace("_", "-")] = str(value)
     return response
+
+
+def _too_many_in_flight(refused: turns.TooManyInFlight) -> JsonResponse:
+    count = len(refused.in_flight)
+    message = (
+        f"You already have {count} answer{'s' if count != 1 else ''} being written. "
+        "Wait for one to finish, or stop it, then ask again."
+    )
+    in_flight = [str(message.uuid) for message in refused.in_flight]
+    return _error("too_many_in_flight", message, 429, fields={"in_flight": in_flight}, Retry_After=1)
 
 
 def _ask(request: HttpRequest, movie: Movie | None) -> JsonResponse:
@@ -53,7 +63,10 @@ def _ask(request: HttpRequest, movie: Movie | None) -> JsonResponse:
         )
         if conversation is None:
             return _error("not_found", "No such conversation.", 404)
-    answer = turns.ask(request, movie=movie, conversation=conversation, question=form.cleaned_data["question"])
+    try:
+        answer = turns.ask(request, movie=movie, conversation=conversation, question=form.cleaned_data["question"])
+    except turns.TooManyInFlight as refused:
+        return _too_many_in_flight(refused)
     return JsonResponse(turns.ask_payload(answer), status=201)
 
 
@@ -114,7 +127,11 @@ def regenerate(request: HttpRequest, message_id: UUID) -> JsonResponse:
     if not verdict.allowed:
         message_text = f"Too many questions. Try again in {verdict.retry_after} seconds."
         return _error("rate_limited", message_text, 429, Retry_After=verdict.retry_after)
-    return JsonResponse(turns.ask_payload(turns.regenerate(message)), status=201)
+    try:
+        answer = turns.regenerate(request, message)
+    except turns.TooManyInFlight as refused:
+        return _too_many_in_flight(refused)
+    return JsonResponse(turns.ask_payload(answer), status=201)
 
 
 @require_GET

@@ -276,6 +276,10 @@ CHAT_RECONNECT_GRACE_SECONDS = env_float("CHAT_RECONNECT_GRACE_SECONDS", 0.5)
 CHAT_WATCH_SECONDS = env_float("CHAT_WATCH_SECONDS", 0.25)
 # How often a growing answer is saved while it streams (what a reloaded page catches up from).
 CHAT_FLUSH_SECONDS = env_float("CHAT_FLUSH_SECONDS", 1.0)
+# Answers being written at once per user or session (pending or streaming): an ask past it is refused (429).
+CHAT_MAX_IN_FLIGHT = env_int("CHAT_MAX_IN_FLIGHT", 2)
+# A pending answer whose stream nobody opens within this many seconds ends failed, code "expired".
+CHAT_PENDING_EXPIRY_SECONDS = env_int("CHAT_PENDING_EXPIRY_SECONDS", 600)
 # Questions per window, per user or session and per IP address (shared by all processes, in the database).
 RATE_LIMIT_REQUESTS = env_int("RATE_LIMIT_REQUESTS", 20)
 RATE_LIMIT_IP_REQUESTS = env_int("RATE_LIMIT_IP_REQUESTS", 60)

@@ -23,6 +23,8 @@ WHITENOISE_AUTOREFRESH = True
 RESPONSE_CACHE_TTL = 0
 RATE_LIMIT_REQUESTS = 10_000
 RATE_LIMIT_IP_REQUESTS = 10_000
+# Many tests ask several questions in one session and open no stream: the in-flight limit is tested on its own.
+CHAT_MAX_IN_FLIGHT = 10_000
 # Plain HTTP on loopback: cookies marked Secure would never come back.
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False

@@ -117,3 +117,36 @@ def test_the_migration_moves_retryable_out_of_the_timings(db):
     untouched.refresh_from_db()
     assert (old.retryable, old.retry_after, old.timings) == (True, 3.0, {"total_ms": 5.0})
     assert (untouched.retryable, untouched.retry_after, untouched.timings) == (False, None, {"total_ms": 1.0})
+
+
+def test_expire_unopened_fails_a_pending_answer_asked_before_the_limit(db):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    message = answer("pending")
+    changed, message = transition(message, "expire_unopened", asked_before=message.created_at)
+    assert (changed, message.status) == (0, "pending")  # asked at that instant, not before
+    changed, message = transition(message, "expire_unopened", asked_before=message.created_at + timedelta(seconds=1))
+    assert changed == 1
+    assert (message.status, message.error_code, message.retryable) == ("failed", "expired", True)
+    assert message.finished_at is not None and message.finished_at <= timezone.now()
+
+
+@pytest.mark.parametrize("status", ["streaming", "complete", "stopped"])
+def test_expire_unopened_leaves_an_answer_that_is_not_pending_alone(db, status):
+    from datetime import timedelta
+
+    message = answer(status)
+    changed, message = transition(message, "expire_unopened", asked_before=message.created_at + timedelta(hours=1))
+    assert (changed, message.status) == (0, status)
+
+
+def test_claim_with_asked_since_leaves_an_older_pending_answer_to_expire(db):
+    from datetime import timedelta
+
+    message = answer("pending")
+    changed, message = transition(message, "claim", asked_since=message.created_at + timedelta(seconds=1))
+    assert (changed, message.status) == (0, "pending")
+    changed, message = transition(message, "claim", asked_since=message.created_at)
+    assert (changed, message.status) == (1, "streaming")
