@@ -34,21 +34,28 @@ def requester(request: HttpRequest) -> str:
 
 
 def check_rate_limit(request: HttpRequest) -> ratelimit.Verdict:
+    """Count a question against the requester and its IP address, and, when it starts a new anonymous session,
+    against the sessions started from that address."""
     window = settings.RATE_LIMIT_WINDOW
-    return ratelimit.check_all(
-        [
-            (requester(request), ratelimit.Limit(settings.RATE_LIMIT_REQUESTS, window)),
-            (f"ip:{client_ip(request)}", ratelimit.Limit(settings.RATE_LIMIT_IP_REQUESTS, window)),
-        ]
-    )
+    ip = client_ip(request)
+    limits = []
+    if not request.user.is_authenticated and not request.session.session_key:
+        limits.append(
+            (
+                f"new-session-ip:{ip}",
+                ratelimit.Limit(settings.RATE_LIMIT_IP_NEW_SESSIONS, settings.RATE_LIMIT_NEW_SESSIONS_WINDOW),
+            )
+        )
+    limits += [
+        (requester(request), ratelimit.Limit(settings.RATE_LIMIT_REQUESTS, window)),
+        (f"ip:{ip}", ratelimit.Limit(settings.RATE_LIMIT_IP_REQUESTS, window)),
+    ]
+    return ratelimit.check_all(limits)
 
 
 def client_ip(request: HttpRequest) -> str:
-    if settings.RATE_LIMIT_TRUST_FORWARDED_FOR:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        # The proxy appends the address it saw: the last entry is the one the client cannot forge.
-        if forwarded.strip():
-            return forwarded.split(",")[-1].strip()
+    """The client's address as the ASGI server gives it: the peer's, or, when the peer is one of TRUSTED_PROXIES,
+    the address that proxy put in X-Forwarded-For (the server resolves it; the app never reads the header)."""
     return request.META.get("REMOTE_ADDR", "unknown")
 
 

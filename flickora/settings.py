@@ -189,9 +189,9 @@ STORAGES = {
 # Security: strict in production (DEBUG off), relaxed for local development over plain HTTP.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
-# Trust X-Forwarded-Proto only behind a proxy that sets it (and strips a client's own): on Railway by default.
-if env_bool("TRUST_X_FORWARDED_PROTO", default=bool(os.environ.get("RAILWAY_ENVIRONMENT_NAME"))):
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# No SECURE_PROXY_SSL_HEADER: the ASGI server (the Procfile's) reads X-Forwarded-Proto and X-Forwarded-For only
+# from the proxies in TRUSTED_PROXIES and hands Django the request's real scheme and client address; a header sent
+# by anyone else changes nothing.
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
@@ -284,8 +284,9 @@ CHAT_PENDING_EXPIRY_SECONDS = env_int("CHAT_PENDING_EXPIRY_SECONDS", 600)
 RATE_LIMIT_REQUESTS = env_int("RATE_LIMIT_REQUESTS", 20)
 RATE_LIMIT_IP_REQUESTS = env_int("RATE_LIMIT_IP_REQUESTS", 60)
 RATE_LIMIT_WINDOW = env_int("RATE_LIMIT_WINDOW", 60)
-# Behind a proxy that appends the client address to X-Forwarded-For (Railway's does), count that address.
-RATE_LIMIT_TRUST_FORWARDED_FOR = env_bool("RATE_LIMIT_TRUST_FORWARDED_FOR", default=False)
+# New anonymous sessions per IP address per window: dropping the session cookie starts no fresh budget.
+RATE_LIMIT_IP_NEW_SESSIONS = env_int("RATE_LIMIT_IP_NEW_SESSIONS", 10)
+RATE_LIMIT_NEW_SESSIONS_WINDOW = env_int("RATE_LIMIT_NEW_SESSIONS_WINDOW", 600)
 # Answers to a first question, reused for the same question over the same sections (seconds; 0 turns it off).
 RESPONSE_CACHE_TTL = env_int("RESPONSE_CACHE_TTL", 3600)
 

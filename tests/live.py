@@ -1,12 +1,19 @@
-"""The real ASGI app served by uvicorn on 127.0.0.1 in a background thread, and a small SSE reader."""
+"""The real ASGI app served by uvicorn on 127.0.0.1 in a background thread, the Procfile's own server as a process
+of its own, and a small SSE reader."""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -73,3 +80,69 @@ def iter_events(response: httpx.Response) -> Iterator[Event]:
         while b"\n\n" in buffer:
             block, buffer = buffer.split(b"\n\n", 1)
             yield from parse_sse(block + b"\n\n")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def database_url(settings_dict: dict[str, Any]) -> str:
+    """A DATABASE_URL for the database of these (Django) settings, on the embedded server's socket."""
+    host = str(settings_dict["HOST"]).replace("/", "%2F")
+    return f"postgres://{settings_dict['USER']}@{host}:{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"
+
+
+@contextmanager
+def procfile_server(settings_dict: dict[str, Any], **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """The Procfile's web command (gunicorn with the uvicorn worker, one worker) on a free loopback port, against
+    the database of `settings_dict`, with `env` added; yields its base URL and process once /healthz answers, and
+    stops it (and waits for its database sessions to end) afterwards."""
+    import psycopg
+
+    port = free_port()
+    command = (ROOT / "Procfile").read_text().split("web:", 1)[1].strip()
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_"))}
+    environment.update(
+        DJANGO_SETTINGS_MODULE="flickora.settings",
+        DATABASE_URL=database_url(settings_dict),
+        HOST="127.0.0.1",
+        PORT=str(port),
+        WEB_CONCURRENCY="1",
+        PATH=f"{Path(sys.executable).parent}:{environment.get('PATH', '')}",
+    )
+    environment.update(env)
+    server = subprocess.Popen(  # the Procfile's own command line, exec'd so that the server is this process
+        ["/bin/sh", "-c", f"exec {command}"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=5) as probe:
+            for _ in range(1200):
+                try:
+                    if probe.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+        yield url, server
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        # Its connections close with its processes, and PostgreSQL ends their sessions a moment later.
+        with psycopg.connect(database_url(settings_dict).replace("postgres://", "postgresql://")) as conn:
+            for _ in range(100):
+                others = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ).fetchone()[0]
+                if not others:
+                    break
+                time.sleep(0.1)

@@ -2,11 +2,7 @@
 that serves a question without ever loading torch."""
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -20,7 +16,7 @@ from reports import encoder
 from reports.embeddings import Embedder, get_embedder
 from reports.encoder_export import MANIFEST_FILE, MODEL_FILE, sha256, source_hash
 from reports.models import MovieSection
-from tests.live import read_stream
+from tests.live import procfile_server, read_stream
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,43 +107,9 @@ def test_a_failed_export_falls_back_to_torch_with_the_reason_logged(tmp_path, ca
     )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    host = str(db["HOST"]).replace("/", "%2F")
-    return f"postgres://{db['USER']}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 def test_the_procfiles_web_process_serves_a_question_without_loading_torch(exported, db):
-    port = free_port()
-    command = (ROOT / "Procfile").read_text().split("web:", 1)[1].strip()
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_SETTINGS"))}
-    env.update(
-        DJANGO_SETTINGS_MODULE="flickora.settings",
-        DEBUG="1",
-        DATABASE_URL=database_url(),
-        ENCODER_DIR=str(exported),
-        HOST="127.0.0.1",
-        PORT=str(port),
-        WEB_CONCURRENCY="1",
-        PATH=f"{Path(os.sys.executable).parent}:{env.get('PATH', '')}",
-    )
-    server = subprocess.Popen(  # the Procfile's own command line, exec'd so that the server is this process
-        ["/bin/sh", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as web:
-            for _ in range(600):
-                try:
-                    if web.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+    with procfile_server(connection.settings_dict, DEBUG="1", ENCODER_DIR=str(exported)) as (url, server):
+        with httpx.Client(base_url=url, timeout=30) as web:
             web.get("/")
             web.headers["X-CSRFToken"] = web.cookies["csrftoken"]
             started = web.post("/chat/", data={"question": "Which film has a detective afraid of heights?"})
@@ -161,21 +123,5 @@ def test_the_procfiles_web_process_serves_a_question_without_loading_torch(expor
             for line in Path(f"/proc/{process.pid}/maps").read_text().splitlines()
             if line.split()[-1].endswith(".so") or ".so." in line.split()[-1]
         }
-        assert not [name for name in libraries if "torch" in name]
-        assert [name for name in libraries if name.startswith("onnxruntime")]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        wait_for_the_servers_sessions_to_end()
-
-
-def wait_for_the_servers_sessions_to_end() -> None:
-    """Its connections close with its processes, and PostgreSQL ends their sessions a moment later."""
-    with connection.cursor() as cursor:
-        for _ in range(100):
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            if cursor.fetchone()[0] == 0:
-                return
-            time.sleep(0.1)
+    assert not [name for name in libraries if "torch" in name]
+    assert [name for name in libraries if name.startswith("onnxruntime")]

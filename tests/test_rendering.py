@@ -15,13 +15,13 @@ def test_a_markdown_table_renders_as_a_table_with_its_citations_linked():
     html = render_answer(TABLE, section_urls={3: "/movies/vertigo/#section-3"})
     assert html == (
         "<p>Two films:</p>\n"
-        '<table>\n<thead>\n<tr>\n<th>Film</th>\n<th style="text-align:right">Year</th>\n</tr>\n</thead>\n'
+        '<table>\n<thead>\n<tr>\n<th>Film</th>\n<th class="align-right">Year</th>\n</tr>\n</thead>\n'
         "<tbody>\n<tr>\n"
         '<td><strong>Vertigo</strong> <a href="/movies/vertigo/#section-3" class="cite" data-section="3" '
         'rel="noopener">[3]</a></td>\n'
-        '<td style="text-align:right">1958</td>\n</tr>\n<tr>\n'
+        '<td class="align-right">1958</td>\n</tr>\n<tr>\n'
         "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td>\n"
-        '<td style="text-align:right">1941</td>\n</tr>\n</tbody>\n</table>'
+        '<td class="align-right">1941</td>\n</tr>\n</tbody>\n</table>'
     )
 
 
