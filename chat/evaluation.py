@@ -1,13 +1,11 @@
 """How good the answers are, measured on a question set (`eval/questions.jsonl`) through the real retrieval and the
 offline answerer.
 
-Each question names the film it is about (its import key) and 1 to 3 facts, substrings of that film's text:
-- all-films chat: the film of the first source is the right one (recall@1), the right film is among the sources'
-  first five films (recall@5), and the reciprocal rank of the right film in the whole film ranking (MRR);
-- film pages (the questions asking for a fact: who, when, where, from what, which awards): the offline answer over
-  that film's sections holds one of the facts; questions of kind "none" ask what the report does not say, and the
-  answer must say so instead of quoting filler.
-Every stage is timed. The set is split ("tune" and "test"): constants are chosen on "tune", both are reported.
+Each question names its film (import key) and 1 to 3 facts, substrings of that film's text. All-films chat: the
+first source's film is right (recall@1), the right film is among the sources' first five (recall@5), its reciprocal
+rank in the whole film ranking (MRR). Film pages (who, when, where, from what, which awards): the offline answer
+holds one of the facts; kind "none" asks what the report does not say, and the answer must say so. Every stage is
+timed. The set is split ("tune" and "test"): constants are chosen on "tune", both are reported.
 """
 
 from __future__ import annotations

@@ -16,21 +16,26 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.http import HttpRequest, HttpResponseBase
 from whitenoise.middleware import WhiteNoiseMiddleware
 
+GetResponse = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
+
+
+def _follow_the_mode(middleware: object, get_response: GetResponse) -> None:
+    """Be a coroutine function when the next handler is one (ASGI), and a plain callable otherwise."""
+    middleware.is_async = iscoroutinefunction(get_response)  # type: ignore[attr-defined]
+    if middleware.is_async:  # type: ignore[attr-defined]
+        markcoroutinefunction(middleware)
+
 
 class StaticFilesMiddleware(WhiteNoiseMiddleware):
     sync_capable = True
     async_capable = True
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]) -> None:
+    def __init__(self, get_response: GetResponse) -> None:
         super().__init__(get_response)
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
+        _follow_the_mode(self, get_response)
 
     def __call__(self, request: HttpRequest):
-        if self.is_async:
-            return self.__acall__(request)
-        return super().__call__(request)
+        return self.__acall__(request) if self.is_async else super().__call__(request)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         static_file = self.find_file(request.path_info) if self.autorefresh else self.files.get(request.path_info)
@@ -47,26 +52,19 @@ class SecurityHeadersMiddleware:
     sync_capable = True
     async_capable = True
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]) -> None:
+    def __init__(self, get_response: GetResponse) -> None:
         from django.conf import settings
 
         self.get_response = get_response
-        self.headers = {
-            name: value
-            for name, value in (
-                ("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY),
-                ("Permissions-Policy", settings.PERMISSIONS_POLICY),
-            )
-            if value
-        }
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
+        policies = (
+            ("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY),
+            ("Permissions-Policy", settings.PERMISSIONS_POLICY),
+        )
+        self.headers = {name: value for name, value in policies if value}
+        _follow_the_mode(self, get_response)
 
     def __call__(self, request: HttpRequest):
-        if self.is_async:
-            return self.__acall__(request)
-        return self._add(self.get_response(request))  # type: ignore[arg-type]
+        return self.__acall__(request) if self.is_async else self._add(self.get_response(request))  # type: ignore[arg-type]
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         return self._add(await self.get_response(request))  # type: ignore[misc]

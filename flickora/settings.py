@@ -276,15 +276,17 @@ CHAT_RECONNECT_GRACE_SECONDS = env_float("CHAT_RECONNECT_GRACE_SECONDS", 0.5)
 CHAT_WATCH_SECONDS = env_float("CHAT_WATCH_SECONDS", 0.25)
 # How often a growing answer is saved while it streams (what a reloaded page catches up from).
 CHAT_FLUSH_SECONDS = env_float("CHAT_FLUSH_SECONDS", 1.0)
-# Answers being written at once per user or session (pending or streaming): an ask past it is refused (429).
-CHAT_MAX_IN_FLIGHT = env_int("CHAT_MAX_IN_FLIGHT", 2)
-# A pending answer whose stream nobody opens within this many seconds ends failed, code "expired".
-CHAT_PENDING_EXPIRY_SECONDS = env_int("CHAT_PENDING_EXPIRY_SECONDS", 600)
+# Answers being written at once per user or session (pending or streaming; an ask past it is refused, 429), and
+# how long a pending answer waits for its stream to be opened before it ends failed, code "expired" (seconds).
+CHAT_MAX_IN_FLIGHT, CHAT_PENDING_EXPIRY_SECONDS = (
+    env_int("CHAT_MAX_IN_FLIGHT", 2),
+    env_int("CHAT_PENDING_EXPIRY_SECONDS", 600),
+)
 # Questions per window, per user or session and per IP address (shared by all processes, in the database).
 RATE_LIMIT_REQUESTS = env_int("RATE_LIMIT_REQUESTS", 20)
 RATE_LIMIT_IP_REQUESTS = env_int("RATE_LIMIT_IP_REQUESTS", 60)
 RATE_LIMIT_WINDOW = env_int("RATE_LIMIT_WINDOW", 60)
-# New anonymous sessions per IP address per window: dropping the session cookie starts no fresh budget.
+# New anonymous sessions per IP address per window (seconds): dropping the session cookie starts no fresh budget.
 RATE_LIMIT_IP_NEW_SESSIONS = env_int("RATE_LIMIT_IP_NEW_SESSIONS", 10)
 RATE_LIMIT_NEW_SESSIONS_WINDOW = env_int("RATE_LIMIT_NEW_SESSIONS_WINDOW", 600)
 # Answers to a first question, reused for the same question over the same sections (seconds; 0 turns it off).

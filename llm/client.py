@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 import httpx
 
@@ -215,6 +215,17 @@ def _content_of(chunk: dict[str, Any], result: StreamResult, config: LLMConfig) 
     return content if isinstance(content, str) else ""
 
 
+class ChatRequest(TypedDict, total=False):
+    """The arguments of `complete_chat`: those of `stream_chat` (config and messages required)."""
+
+    config: Required[LLMConfig]
+    messages: Required[list[dict[str, str]]]
+    temperature: float
+    max_tokens: int | None
+    client: httpx.AsyncClient | None
+    result: StreamResult | None
+
+
 async def stream_chat(
     *,
     config: LLMConfig,
@@ -349,29 +360,13 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
     return bytes(body[:limit])
 
 
-async def complete_chat(
-    *,
-    config: LLMConfig,
-    messages: list[dict[str, str]],
-    temperature: float = 0.3,
-    max_tokens: int | None = None,
-    client: httpx.AsyncClient | None = None,
-    result: StreamResult | None = None,
-) -> str:
+async def complete_chat(**request: Unpack[ChatRequest]) -> str:
     """The whole answer as one string, for callers that do not stream (reports, question condensing).
 
     It still streams underneath, so `read_timeout` bounds silences rather than the total generation time.
     """
     parts: list[str] = []
-    stream = stream_chat(
-        config=config,
-        messages=messages,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        client=client,
-        result=result,
-    )
-    async with contextlib.aclosing(stream) as pieces:
+    async with contextlib.aclosing(stream_chat(**request)) as pieces:
         async for piece in pieces:
             parts.append(piece)
     return "".join(parts)

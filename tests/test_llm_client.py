@@ -12,7 +12,7 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
@@ -42,17 +42,10 @@ MESSAGES = [
 DEFAULT_TEXT = "".join(DEFAULT_TOKENS)  # "Hello, this is a fake reply."
 
 
-@pytest.fixture(scope="module")
-def llm_server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as started:
-        yield started
-
-
 @pytest.fixture
-def server(llm_server: FakeLLMServer) -> Iterator[FakeLLMServer]:
-    llm_server.reset()
-    yield llm_server
-    llm_server.reset()
+def server(fake_llm: FakeLLMServer) -> FakeLLMServer:
+    """The suite's fake OpenRouter server, reset for each test."""
+    return fake_llm
 
 
 def run(make: Callable[[], Awaitable[T]]) -> T:
