@@ -104,13 +104,14 @@ lexemes AS MATERIALIZED (
     FROM terms
 )"""  # noqa: S608 (constant SQL)
 
-# BM25 weight of each question lexeme in each section of `source` (a relation with id, movie_id, search_vector).
+# BM25 weight of each question lexeme in each section of `source` (a relation with id, movie_id, search_vector and
+# doc_length, the vector's length: read once per section, as each call detoasts the vector anew).
 # `setweight` marks the question's lexemes 'D' (the index only has 'A' headings and 'B' text), `ts_filter` keeps
 # them: the positions left are the term frequencies.
 _WEIGHTS = """
     SELECT src.id, src.movie_id, t.lexeme,
            t.idf * tf * ({k1} + 1)
-           / (tf + {k1} * (1 - {b} + {b} * length(src.search_vector) / t.mean_length)) AS weight
+           / (tf + {k1} * (1 - {b} + {b} * src.doc_length / t.mean_length)) AS weight
     FROM {source} src
     CROSS JOIN lexemes
     CROSS JOIN LATERAL unnest(ts_filter(setweight(src.search_vector, 'D', lexemes.all_lexemes), '{{d}}')) AS u
@@ -228,7 +229,7 @@ FILM_SQL = f"""
 WITH {TERMS_SQL},
 {ASKED_VECTOR_CTE},
 film_sections AS MATERIALIZED (
-    SELECT id, movie_id, search_vector, embedding <=> {_ASKED} AS distance
+    SELECT id, movie_id, search_vector, length(search_vector) AS doc_length, embedding <=> {_ASKED} AS distance
     FROM reports_moviesection
     WHERE movie_id = ANY(%(movie_ids)s) AND embedding IS NOT NULL
 ),
