@@ -38,18 +38,9 @@ def check_rate_limit(request: HttpRequest) -> ratelimit.Verdict:
     return ratelimit.check_all(
         [
             (requester(request), ratelimit.Limit(settings.RATE_LIMIT_REQUESTS, window)),
-            (f"ip:{client_ip(request)}", ratelimit.Limit(settings.RATE_LIMIT_IP_REQUESTS, window)),
+            (f"ip:{ratelimit.client_ip(request)}", ratelimit.Limit(settings.RATE_LIMIT_IP_REQUESTS, window)),
         ]
     )
-
-
-def client_ip(request: HttpRequest) -> str:
-    if settings.RATE_LIMIT_TRUST_FORWARDED_FOR:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        # The proxy appends the address it saw: the last entry is the one the client cannot forge.
-        if forwarded.strip():
-            return forwarded.split(",")[-1].strip()
-    return request.META.get("REMOTE_ADDR", "unknown")
 
 
 def _session_key(request: HttpRequest) -> str:
