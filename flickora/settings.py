@@ -286,6 +286,13 @@ RATE_LIMIT_IP_REQUESTS = env_int("RATE_LIMIT_IP_REQUESTS", 60)
 RATE_LIMIT_WINDOW = env_int("RATE_LIMIT_WINDOW", 60)
 # Behind a proxy that appends the client address to X-Forwarded-For (Railway's does), count that address.
 RATE_LIMIT_TRUST_FORWARDED_FOR = env_bool("RATE_LIMIT_TRUST_FORWARDED_FOR", default=False)
+# Failed logins per window, per account (username) and per IP address; past either, logging in is refused (even
+# with the right password) until the window ends. Sign-ups per window per IP address.
+LOGIN_FAILURES_PER_ACCOUNT = env_int("LOGIN_FAILURES_PER_ACCOUNT", 5)
+LOGIN_FAILURES_PER_IP = env_int("LOGIN_FAILURES_PER_IP", 20)
+LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 15 * 60)
+SIGNUPS_PER_IP = env_int("SIGNUPS_PER_IP", 10)
+SIGNUP_WINDOW = env_int("SIGNUP_WINDOW", 60 * 60)
 # Answers to a first question, reused for the same question over the same sections (seconds; 0 turns it off).
 RESPONSE_CACHE_TTL = env_int("RESPONSE_CACHE_TTL", 3600)
 
