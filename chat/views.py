@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from chat import history, turns
 from chat.database import db
-from chat.forms import QuestionForm
+from chat.forms import ConversationPageForm, QuestionForm
 from chat.models import Conversation, Message
 from chat.streams import stream_message
 from reports.models import Movie
@@ -139,7 +139,14 @@ def conversation_detail(request: HttpRequest, conversation_id: UUID) -> HttpResp
     conversation = get_object_or_404(
         Conversation.objects.select_related("movie"), history.owner_filter(request), uuid=conversation_id
     )
-    return JsonResponse(turns.conversation_payload(conversation))
+    form = ConversationPageForm(request.GET)
+    if not form.is_valid():
+        field, errors = next(iter(form.errors.as_data().items()))
+        return _error("invalid", f"{field}: {errors[0].messages[0]}", 400)
+    try:
+        return JsonResponse(turns.conversation_payload(conversation, **form.cleaned_data))
+    except turns.UnknownCursor:
+        return _error("invalid", "before: no such message in this conversation.", 400)
 
 
 def _owner_of_message(request: HttpRequest) -> Q:

@@ -280,6 +280,10 @@ CHAT_FLUSH_SECONDS = env_float("CHAT_FLUSH_SECONDS", 1.0)
 CHAT_MAX_IN_FLIGHT = env_int("CHAT_MAX_IN_FLIGHT", 2)
 # A pending answer whose stream nobody opens within this many seconds ends failed, code "expired".
 CHAT_PENDING_EXPIRY_SECONDS = env_int("CHAT_PENDING_EXPIRY_SECONDS", 600)
+# Messages per page of a conversation's JSON (latest first, `?before=<message id>` for the page before), and the
+# most a client may ask for with `?limit=`.
+CHAT_CONVERSATION_PAGE_SIZE = env_int("CHAT_CONVERSATION_PAGE_SIZE", 100)
+CHAT_CONVERSATION_PAGE_MAX = env_int("CHAT_CONVERSATION_PAGE_MAX", 500)
 # Questions per window, per user or session and per IP address (shared by all processes, in the database).
 RATE_LIMIT_REQUESTS = env_int("RATE_LIMIT_REQUESTS", 20)
 RATE_LIMIT_IP_REQUESTS = env_int("RATE_LIMIT_IP_REQUESTS", 60)
