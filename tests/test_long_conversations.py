@@ -1,6 +1,7 @@
 """A conversation of thousands of messages, through the real server: its JSON comes in pages of bounded size with
-cursors that walk back to the start."""
+cursors that walk back to the start, and its Markdown export streams the whole of it."""
 
+import httpx
 import pytest
 from django.db import connection
 
@@ -81,3 +82,37 @@ def test_a_page_is_refused_for_a_cursor_of_another_conversation_or_a_bad_limit(w
     }
     assert web.get(url, params={"before": "not-a-uuid"}).status_code == 400
     assert web.get(url, params={"limit": "0"}).status_code == 400
+
+
+def test_the_markdown_export_streams_every_message(web, long_conversation, live_server_asgi):
+    conversation = long_conversation
+    with web.stream("GET", f"/chat/conversations/{conversation.uuid}/export.md") as response:
+        assert response.status_code == 200
+        assert "content-length" not in response.headers
+        assert response.headers["transfer-encoding"] == "chunked"
+        chunks = list(response.iter_raw())
+    text = b"".join(chunks).decode()
+    assert len(chunks) > 1
+    lines = text.split("\n")
+    assert lines[:12] == [
+        "# A long one",
+        "",
+        f"About *Vertigo (1958)* · {live_server_asgi.url}/movies/vertigo/?c={conversation.uuid}  ",
+        f"Started {conversation.created_at:%Y-%m-%d %H:%M} UTC",
+        "",
+        "## You",
+        "",
+        "Question 0",
+        "",
+        "## flickora",
+        "",
+        "Answer 0",
+    ]
+    assert lines[-8:] == ["## You", "", "Question 2999", "", "## flickora", "", "Answer 2999", ""]
+    turns = [f"## You\n\nQuestion {n}\n\n## flickora\n\nAnswer {n}\n" for n in range(TURNS)]
+    assert text == "\n".join(lines[:5]) + "\n" + "\n".join(turns)
+
+
+def test_the_export_of_a_conversation_of_another_session_is_404(long_conversation, live_server_asgi):
+    with httpx.Client(base_url=live_server_asgi.url) as stranger:
+        assert stranger.get(f"/chat/conversations/{long_conversation.uuid}/export.md").status_code == 404
