@@ -51,6 +51,7 @@ def test_prune_clears_expired_sessions_only(db):
 
 def test_prune_clears_rate_limit_rows_of_windows_that_ended(db, settings):
     settings.RATE_LIMIT_WINDOW = 60
+    RateCounter.objects.all().delete()  # the live server's from earlier tests (committed; back after this test)
     now = timezone.now()
     RateCounter.objects.create(key="session:old", window_start=now - timedelta(minutes=5), count=3)
     RateCounter.objects.create(key="session:now", window_start=now - timedelta(seconds=10), count=1)
