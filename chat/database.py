@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import itertools
+from collections.abc import AsyncIterator, Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -34,3 +35,15 @@ async def db(work: Callable[[], T]) -> T:
 @functools.cache
 def _executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max(1, settings.DB_POOL_MAX), thread_name_prefix="chat-db")
+
+
+async def drain(items: Generator[str, None, None], *, batch: int = 100) -> AsyncIterator[str]:
+    """A generator that reads the database as it goes (a server-side cursor) served under ASGI: `batch` items at a
+    time, joined, always on the request's own database thread, so the cursor keeps its connection. Django's ASGI
+    handler would read a synchronous iterator to its end, into memory, before sending its first byte."""
+    take = sync_to_async(lambda: list(itertools.islice(items, batch)), thread_sensitive=True)
+    try:
+        while chunk := await take():
+            yield "".join(chunk)
+    finally:
+        await sync_to_async(items.close, thread_sensitive=True)()  # a client gone: the cursor closes now

@@ -20,3 +20,10 @@ class QuestionForm(forms.Form):
         if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in question):
             raise forms.ValidationError("The question contains control characters.", code="control_characters")
         return question.replace("\r\n", "\n")
+
+
+class ConversationPageForm(forms.Form):
+    """Which page of a conversation: the messages before the message `before`, at most `limit` of them."""
+
+    before = forms.UUIDField(required=False)
+    limit = forms.IntegerField(required=False, min_value=1)

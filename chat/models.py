@@ -148,11 +148,13 @@ class Message(models.Model):
 
 
 class RateCounter(models.Model):
-    """Requests counted per key (user, session or IP) in a fixed window, in the database so that every process
-    sees the same counts."""
+    """Requests counted per key (user, session or IP; failed logins per account or IP; sign-ups per IP) in a fixed
+    window, in the database so that every process sees the same counts."""
 
     key = models.CharField(max_length=200, primary_key=True)
     window_start = models.DateTimeField()
+    # Windows differ in length by limit; the end tells `prune` when a row is spent (null: written before it was kept).
+    window_end = models.DateTimeField(null=True)
     count = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:

@@ -2,9 +2,11 @@
 
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Exists, F, OuterRef, Q
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -37,7 +39,7 @@ def check_rate_limit(request: HttpRequest) -> ratelimit.Verdict:
     """Count a question against the requester and its IP address, and, when it starts a new anonymous session,
     against the sessions started from that address."""
     window = settings.RATE_LIMIT_WINDOW
-    ip = client_ip(request)
+    ip = ratelimit.client_ip(request)
     limits = []
     if not request.user.is_authenticated and not request.session.session_key:
         limits.append(
@@ -51,12 +53,6 @@ def check_rate_limit(request: HttpRequest) -> ratelimit.Verdict:
         (f"ip:{ip}", ratelimit.Limit(settings.RATE_LIMIT_IP_REQUESTS, window)),
     ]
     return ratelimit.check_all(limits)
-
-
-def client_ip(request: HttpRequest) -> str:
-    """The client's address as the ASGI server gives it: the peer's, or, when the peer is one of TRUSTED_PROXIES,
-    the address that proxy put in X-Forwarded-For (the server resolves it; the app never reads the header)."""
-    return request.META.get("REMOTE_ADDR", "unknown")
 
 
 def _session_key(request: HttpRequest) -> str:
@@ -139,13 +135,31 @@ def _answer_urls(answer: Message) -> dict[str, str]:
     }
 
 
-def conversation_payload(conversation: Conversation) -> dict[str, Any]:
-    """The conversation as the chat panel restores it after a reload: each answer with its sources, its rendered
-    HTML once finished, and whether a regenerated answer replaced it."""
-    messages = list(conversation.messages.order_by("created_at", "id"))
-    uuids = {message.pk: str(message.uuid) for message in messages}
-    replaced = {message.regenerated_from_id for message in messages if message.regenerated_from_id}
-    section_ids = {section_id for message in messages for section_id in message.source_section_ids}
+class UnknownCursor(Exception):
+    """`before` names no message of the conversation."""
+
+
+def conversation_payload(
+    conversation: Conversation, *, before: UUID | None = None, limit: int | None = None
+) -> dict[str, Any]:
+    """A page of the conversation as the chat panel restores it after a reload: the `limit` messages before the
+    message `before` (the latest ones without it), oldest first; `next`, the cursor of the page before, or null
+    at the start. Each answer comes with its sources, its rendered HTML once finished, and whether a regenerated
+    answer (perhaps on a later page) replaced it; `reply_to` names its question, perhaps on an earlier page."""
+    limit = min(limit or settings.CHAT_CONVERSATION_PAGE_SIZE, settings.CHAT_CONVERSATION_PAGE_MAX)
+    messages = conversation.messages.annotate(
+        is_replaced=Exists(Message.objects.filter(regenerated_from=OuterRef("pk"))),
+        reply_to_uuid=F("reply_to__uuid"),
+    )
+    if before is not None:
+        cursor = conversation.messages.filter(uuid=before).values("created_at", "id").first()
+        if cursor is None:
+            raise UnknownCursor(before)
+        at, pk = cursor["created_at"], cursor["id"]
+        messages = messages.filter(Q(created_at__lt=at) | Q(created_at=at, id__lt=pk))
+    newest_first = list(messages.order_by("-created_at", "-id")[: limit + 1])
+    page = newest_first[:limit][::-1]
+    section_ids = {section_id for message in page for section_id in message.source_section_ids}
     sections = payloads.sections_with_films(section_ids)
     movie = conversation.movie
     return {
@@ -155,10 +169,14 @@ def conversation_payload(conversation: Conversation) -> dict[str, Any]:
         "page": history.page_url(conversation),
         "messages": [
             _message_payload(
-                message, sections, reply_to=uuids.get(message.reply_to_id), replaced=message.pk in replaced
+                message,
+                sections,
+                reply_to=str(message.reply_to_uuid) if message.reply_to_uuid else None,
+                replaced=message.is_replaced,
             )
-            for message in messages
+            for message in page
         ],
+        "next": str(page[0].uuid) if len(newest_first) > limit else None,
     }
 
 

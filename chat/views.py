@@ -12,8 +12,8 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chat import history, turns
-from chat.database import db
-from chat.forms import QuestionForm
+from chat.database import db, drain
+from chat.forms import ConversationPageForm, QuestionForm
 from chat.models import Conversation, Message
 from chat.streams import stream_message
 from reports.models import Movie
@@ -139,7 +139,14 @@ def conversation_detail(request: HttpRequest, conversation_id: UUID) -> HttpResp
     conversation = get_object_or_404(
         Conversation.objects.select_related("movie"), history.owner_filter(request), uuid=conversation_id
     )
-    return JsonResponse(turns.conversation_payload(conversation))
+    form = ConversationPageForm(request.GET)
+    if not form.is_valid():
+        field, errors = next(iter(form.errors.as_data().items()))
+        return _error("invalid", f"{field}: {errors[0].messages[0]}", 400)
+    try:
+        return JsonResponse(turns.conversation_payload(conversation, **form.cleaned_data))
+    except turns.UnknownCursor:
+        return _error("invalid", "before: no such message in this conversation.", 400)
 
 
 def _owner_of_message(request: HttpRequest) -> Q:
@@ -164,11 +171,11 @@ def delete_conversation(request: HttpRequest, conversation_id: UUID) -> HttpResp
 
 
 @require_GET
-def export_conversation(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+def export_conversation(request: HttpRequest, conversation_id: UUID) -> StreamingHttpResponse:
     conversation = get_object_or_404(
         Conversation.objects.select_related("movie"), history.owner_filter(request), uuid=conversation_id
     )
-    text = history.export_markdown(conversation, base_url=request.build_absolute_uri("/"))
-    response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
+    markdown = history.export_markdown(conversation, base_url=request.build_absolute_uri("/"))
+    response = StreamingHttpResponse(drain(markdown), content_type="text/markdown; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{history.export_filename(conversation)}"'
     return response

@@ -282,6 +282,10 @@ CHAT_MAX_IN_FLIGHT, CHAT_PENDING_EXPIRY_SECONDS = (
     env_int("CHAT_MAX_IN_FLIGHT", 2),
     env_int("CHAT_PENDING_EXPIRY_SECONDS", 600),
 )
+# Messages per page of a conversation's JSON (latest first, `?before=<message id>` for the page before), and the
+# most a client may ask for with `?limit=`.
+CHAT_CONVERSATION_PAGE_SIZE = env_int("CHAT_CONVERSATION_PAGE_SIZE", 100)
+CHAT_CONVERSATION_PAGE_MAX = env_int("CHAT_CONVERSATION_PAGE_MAX", 500)
 # Questions per window, per user or session and per IP address (shared by all processes, in the database).
 RATE_LIMIT_REQUESTS = env_int("RATE_LIMIT_REQUESTS", 20)
 RATE_LIMIT_IP_REQUESTS = env_int("RATE_LIMIT_IP_REQUESTS", 60)
@@ -289,6 +293,13 @@ RATE_LIMIT_WINDOW = env_int("RATE_LIMIT_WINDOW", 60)
 # New anonymous sessions per IP address per window (seconds): dropping the session cookie starts no fresh budget.
 RATE_LIMIT_IP_NEW_SESSIONS = env_int("RATE_LIMIT_IP_NEW_SESSIONS", 10)
 RATE_LIMIT_NEW_SESSIONS_WINDOW = env_int("RATE_LIMIT_NEW_SESSIONS_WINDOW", 600)
+# Failed logins per window, per account (username) and per IP address; past either, logging in is refused (even
+# with the right password) until the window ends. Sign-ups per window per IP address.
+LOGIN_FAILURES_PER_ACCOUNT = env_int("LOGIN_FAILURES_PER_ACCOUNT", 5)
+LOGIN_FAILURES_PER_IP = env_int("LOGIN_FAILURES_PER_IP", 20)
+LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 15 * 60)
+SIGNUPS_PER_IP = env_int("SIGNUPS_PER_IP", 10)
+SIGNUP_WINDOW = env_int("SIGNUP_WINDOW", 60 * 60)
 # Answers to a first question, reused for the same question over the same sections (seconds; 0 turns it off).
 RESPONSE_CACHE_TTL = env_int("RESPONSE_CACHE_TTL", 3600)
 

@@ -22,7 +22,11 @@ import uvicorn
 
 class LiveASGIServer:
     def __init__(self, app: Any) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        # Loopback is a trusted proxy here, as TRUSTED_PROXIES makes one in production: a test names the client's
+        # address with X-Forwarded-For.
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", forwarded_allow_ips="127.0.0.1"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="live-asgi", daemon=True)
         self.url = ""

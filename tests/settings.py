@@ -23,6 +23,9 @@ WHITENOISE_AUTOREFRESH = True
 RESPONSE_CACHE_TTL = 0
 RATE_LIMIT_REQUESTS = 10_000
 RATE_LIMIT_IP_REQUESTS = 10_000
+# Every test client comes from 127.0.0.1: the limits per IP address are set where a test is about them.
+LOGIN_FAILURES_PER_IP = 10_000
+SIGNUPS_PER_IP = 10_000
 # Many tests ask several questions in one session and open no stream: the in-flight limit is tested on its own.
 CHAT_MAX_IN_FLIGHT = 10_000
 # Plain HTTP on loopback: cookies marked Secure would never come back.

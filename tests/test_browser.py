@@ -326,3 +326,32 @@ def test_pages_fit_a_phone_screen(page, path):
         report = page.locator("article.film").bounding_box()
         chat = page.locator("#chat").bounding_box()
         assert chat["x"] >= report["x"] + report["width"]
+
+
+def test_a_long_conversation_opens_on_its_latest_turns_and_shows_earlier_ones_on_demand(page, llm, settings):
+    settings.CHAT_CONVERSATION_PAGE_SIZE = 5  # pages that split a turn: an answer's question is on the page before
+    llm.set_scenario("scripted", tokens=["Answer 0"])
+    page.goto("/movies/vertigo/")
+    answer = ask(page, "Question 0")
+    expect(answer).to_have_attribute("data-status", "complete", timeout=STREAM_TIMEOUT)
+    conversation = re.search(r"\?c=([0-9a-f-]{36})", page.url).group(1)
+
+    def more_turns() -> None:
+        owner = Conversation.objects.get(uuid=conversation)
+        for n in range(1, 10):
+            question = Message.objects.create(conversation=owner, role="user", content=f"Question {n}")
+            Message.objects.create(conversation=owner, role="assistant", reply_to=question, content=f"Answer {n}")
+
+    off_main_thread(more_turns)
+    page.reload()
+    questions = page.locator(".msg-user .msg-text")
+    expect(questions).to_have_text([f"Question {n}" for n in range(5, 10)])
+    expect(page.locator(".msg-assistant .msg-body")).to_have_text([f"Answer {n}" for n in range(5, 10)])
+    earlier = page.get_by_role("button", name="Show earlier messages")
+    earlier.click()
+    expect(questions).to_have_text([f"Question {n}" for n in range(10)])
+    expect(page.locator(".msg-assistant .msg-body")).to_have_text([f"Answer {n}" for n in range(10)])
+    expect(earlier).to_be_hidden()
+    page.get_by_role("button", name="New chat").click()
+    expect(page.locator(".msg")).to_have_count(0)
+    expect(earlier).to_be_hidden()

@@ -335,6 +335,8 @@ def test_someone_elses_conversation_cannot_be_deleted_or_exported(client, member
     assert Conversation.objects.filter(pk__in=[other.pk, anonymous.pk]).count() == 2
 
 
+# The test client reads the streamed export all at once (Django warns); the live server streams it.
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume asynchronous iterators")
 def test_a_conversation_exports_as_markdown(client, member, sample_movies):
     conversation = conversation_with_answers(member, sample_movies["Vertigo (film)"])
     section = MovieSection.objects.filter(movie__slug="vertigo").first()
@@ -344,7 +346,8 @@ def test_a_conversation_exports_as_markdown(client, member, sample_movies):
     filename = f"flickora-vertigo-{conversation.created_at:%Y-%m-%d}-{str(conversation.uuid)[:8]}.md"
     assert response["Content-Disposition"] == f'attachment; filename="{filename}"'
     url = f"http://testserver/movies/vertigo/#section-{section.pk}"
-    assert response.content.decode() == "\n".join(
+    assert response.streaming
+    assert b"".join(response).decode() == "\n".join(
         [
             "# Who directed it?",
             "",
@@ -377,6 +380,26 @@ def test_a_conversation_exports_as_markdown(client, member, sample_movies):
             "",
         ]
     )
+
+
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume asynchronous iterators")
+def test_an_answer_regenerated_after_later_questions_is_exported_under_its_own_question(client, member):
+    conversation = Conversation.objects.create(user=member, title="Order")
+    first = Message.objects.create(conversation=conversation, role="user", content="First?")
+    old = Message.objects.create(conversation=conversation, role="assistant", reply_to=first, content="Old one.")
+    second = Message.objects.create(conversation=conversation, role="user", content="Second?")
+    Message.objects.create(conversation=conversation, role="assistant", reply_to=second, content="Two.")
+    Message.objects.create(
+        conversation=conversation, role="assistant", reply_to=first, regenerated_from=old, content="New one."
+    )
+    Message.objects.create(conversation=conversation, role="user", content="Third?")
+    text = b"".join(client.get(f"/chat/conversations/{conversation.uuid}/export.md")).decode()
+    turns = text.split("\n\n## You\n\n")[1:]
+    assert turns == [
+        "First?\n\n## flickora\n\nNew one.",
+        "Second?\n\n## flickora\n\nTwo.",
+        "Third?\n\n## flickora\n\n*No answer.*\n",
+    ]
 
 
 def test_under_asgi_no_middleware_is_adapted_to_a_thread(caplog, settings):

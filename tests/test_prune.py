@@ -51,11 +51,26 @@ def test_prune_clears_expired_sessions_only(db):
 
 def test_prune_clears_rate_limit_rows_of_windows_that_ended(db, settings):
     settings.RATE_LIMIT_WINDOW = 60
+    RateCounter.objects.all().delete()  # the live server's from earlier tests (committed; back after this test)
     now = timezone.now()
     RateCounter.objects.create(key="session:old", window_start=now - timedelta(minutes=5), count=3)
     RateCounter.objects.create(key="session:now", window_start=now - timedelta(seconds=10), count=1)
     assert ", 1 rate-limit rows, " in prune()
     assert list(RateCounter.objects.filter(key__startswith="session:").values_list("key", flat=True)) == ["session:now"]
+
+
+def test_prune_keeps_rate_limit_rows_whose_longer_window_goes_on(db, settings):
+    settings.RATE_LIMIT_WINDOW = 60
+    now = timezone.now()
+    for key, start in (
+        ("login:user:locked", now - timedelta(minutes=5)),
+        ("login:user:spent", now - timedelta(minutes=20)),
+    ):
+        RateCounter.objects.create(key=key, window_start=start, window_end=start + timedelta(minutes=15), count=5)
+    prune()
+    assert list(RateCounter.objects.filter(key__startswith="login:user:").values_list("key", flat=True)) == [
+        "login:user:locked"
+    ]
 
 
 def test_prune_clears_expired_cache_rows(db):

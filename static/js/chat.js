@@ -335,6 +335,7 @@ class ChatPanel {
     this.sendButton = root.querySelector(".chat-send");
     this.stopButton = root.querySelector(".chat-stop");
     this.newButton = root.querySelector(".chat-new");
+    this.earlierButton = root.querySelector(".chat-earlier");
     this.conversation = null;
     this.active = null; // the answer being streamed
     this.busy = false; // a question or a regeneration is on its way (no second one meanwhile)
@@ -354,6 +355,7 @@ class ChatPanel {
     this.input.addEventListener("input", () => this.fitInput());
     this.stopButton.addEventListener("click", () => this.stop());
     this.newButton.addEventListener("click", () => this.reset());
+    this.earlierButton.addEventListener("click", () => this.showEarlier());
     for (const button of this.root.querySelectorAll(".suggestion")) {
       button.addEventListener("click", () => this.ask(button.textContent));
     }
@@ -373,6 +375,10 @@ class ChatPanel {
 
   setConversation(id) {
     this.conversation = id;
+    if (!id) {
+      this.older = null;
+      this.earlierButton.hidden = true;
+    }
     const url = new URL(location.href);
     if (id) url.searchParams.set("c", id);
     else url.searchParams.delete("c");
@@ -390,44 +396,79 @@ class ChatPanel {
   }
 
   async restore(id) {
-    const url = this.root.dataset.conversationUrl.replace("00000000-0000-0000-0000-000000000000", id);
-    let response;
-    try {
-      response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-    } catch {
-      this.showNotice("The conversation could not be loaded. Check your connection and reload the page.");
-      return;
-    }
-    if (!response.ok) {
-      this.setConversation(null);
-      this.showNotice("This conversation is not available: it was deleted, or it belongs to another account.");
-      return;
-    }
-    const data = await response.json();
+    this.restoring = id;
+    this.restored = []; // the messages of the pages loaded so far, oldest first
+    this.older = null; // the cursor of the page before them, or null at the start
+    const data = await this.fetchPage();
+    if (!data) return;
     if ((data.movie || null) !== this.filmSlug) {
       location.replace(data.page); // a conversation goes on on its own page (its film's, or all films')
       return;
     }
     this.setConversation(data.conversation);
+    await this.showPage(data);
+    this.updateControls();
+    this.scrollToEnd();
+  }
+
+  /** A page of the restored conversation: the latest one, or the one before those shown; null when it failed. */
+  async fetchPage() {
+    const url = new URL(this.root.dataset.conversationUrl.replace("00000000-0000-0000-0000-000000000000", this.restoring), location.href);
+    if (this.older) url.searchParams.set("before", this.older);
+    let response;
+    try {
+      response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+    } catch {
+      this.showNotice("The conversation could not be loaded. Check your connection and reload the page.");
+      return null;
+    }
+    if (!response.ok) {
+      this.setConversation(null);
+      this.showNotice("This conversation is not available: it was deleted, or it belongs to another account.");
+      return null;
+    }
+    return response.json();
+  }
+
+  /** Put a page's questions, each with its latest answer, above those shown. An answer whose question is on an
+   * earlier page waits for it: that page is fetched at once, so the page opens on a whole turn. */
+  async showPage(data) {
+    this.restored = data.messages.concat(this.restored);
+    this.older = data.next;
     // Each question with its latest answer: a regenerated answer takes the place of the one it replaced.
     const answers = new Map();
-    for (const message of data.messages) {
+    for (const message of this.restored) {
       if (message.role === "assistant" && !message.replaced) answers.set(message.reply_to, message);
     }
+    const turns = document.createDocumentFragment();
+    const unfinished = [];
     for (const message of data.messages) {
       if (message.role !== "user") continue;
-      this.addQuestion(message.content);
+      turns.append(this.questionBubble(message.content));
       const reply = answers.get(message.id);
       if (!reply) continue;
       const answer = new Answer(this, { message: reply.id, ...reply });
-      this.log.append(answer.el);
-      if (answer.restore(reply)) {
-        this.active = answer;
-        answer.stream(answer.shown);
-      }
+      turns.append(answer.el);
+      if (answer.restore(reply)) unfinished.push(answer);
     }
+    const height = this.log.scrollHeight;
+    this.log.prepend(turns);
+    this.log.scrollTop += this.log.scrollHeight - height; // what was in view stays in view
+    for (const answer of unfinished) answer.stream(answer.shown);
+    if (unfinished.length && !this.active) this.active = unfinished.at(-1);
+    this.earlierButton.hidden = !this.older;
+    const loaded = new Set(this.restored.map((message) => message.id));
+    const waiting = this.restored.some((m) => m.role === "assistant" && !m.replaced && !loaded.has(m.reply_to));
+    if (waiting && this.older) await this.showEarlier();
+  }
+
+  async showEarlier() {
+    if (!this.older || this.earlierButton.disabled) return;
+    this.earlierButton.disabled = true;
+    const data = await this.fetchPage();
+    this.earlierButton.disabled = false;
+    if (data) await this.showPage(data);
     this.updateControls();
-    this.scrollToEnd();
   }
 
   // Turns.
@@ -527,8 +568,12 @@ class ChatPanel {
 
   // Display.
 
+  questionBubble(text) {
+    return el("article", { class: "msg msg-user" }, el("span", { class: "msg-who" }, "You"), el("p", { class: "msg-text" }, text));
+  }
+
   addQuestion(text) {
-    const bubble = el("article", { class: "msg msg-user" }, el("span", { class: "msg-who" }, "You"), el("p", { class: "msg-text" }, text));
+    const bubble = this.questionBubble(text);
     this.log.append(bubble);
     this.updateControls();
     this.scrollToEnd();

@@ -12,6 +12,7 @@ from django.core.cache import caches
 from django.core.cache.backends.db import DatabaseCache
 from django.core.management.base import BaseCommand
 from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from chat.models import Message, RateCounter
@@ -33,9 +34,13 @@ def prune() -> dict[str, int]:
     """Each kind of row cleared, by how many."""
     expired = Message.objects.expire_unopened(asked_before=pending_expiry())
     sessions = _clear_expired_sessions()
-    # A counter whose window ended can only be reset by its next request: nothing reads it before then.
-    spent = timezone.now() - timedelta(seconds=settings.RATE_LIMIT_WINDOW)
-    rate_counters, _ = RateCounter.objects.filter(window_start__lt=spent).delete()
+    # A counter whose window ended can only be reset by its next request: nothing reads it before then. A row
+    # without its end was written by the chat alone, whose window is RATE_LIMIT_WINDOW.
+    now = timezone.now()
+    spent = Q(window_end__lte=now) | Q(
+        window_end=None, window_start__lt=now - timedelta(seconds=settings.RATE_LIMIT_WINDOW)
+    )
+    rate_counters, _ = RateCounter.objects.filter(spent).delete()
     return {"expired": expired, "sessions": sessions, "rate_counters": rate_counters, "cache": _clear_cache()}
 
 
