@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
+from benchmarks.fake_llm import FakeLLMServer
 from reports import generation, ingest
 from reports.models import Movie, MovieSection, text_hash
-from tests.fake_llm import FakeLLMServer
 
 CROWD_PLOT = (
     "The Crowd is a silent romance film directed by King Vidor. It stars James Murray, Eleanor Boardman and Bert Roach."

@@ -1,226 +1,17 @@
-"""Run every benchmark in one go and write bench/results.json, bench/results.md and bench/latency.png.
-
-    .venv/bin/python scripts/bench_all.py --quick      # what `make bench` runs (under 10 minutes on 2 cores)
-    .venv/bin/python scripts/bench_all.py              # more queries and streams per point
-    .venv/bin/python scripts/bench_all.py --large      # adds the 1M-section corpus (an hour or more)
-    .venv/bin/python scripts/bench_all.py --report-only [--bench-dir DIR]  # no benchmark: the report from the JSON
-
-Each benchmark runs in its own process (ingest, then streams, then retrieval) on the embedded PostgreSQL under
-`FLICKORA_DATA_DIR` (default var/bench), so the development data under var/ is never touched, and writes its part
-to bench/<name>.json. This module also holds what the three benchmarks share: Django set-up against a chosen
-database, percentiles, the machine's description, and the base database with the real films.
-
-The report (results.md, and latency.png drawn by plot_bench.py) reads bench/retrieval.json, streams.json, ingest.json
-and db_connections.json, whichever are there; `--report-only` rebuilds it from them without measuring anything. The
-retrieval targets are read on the realistic corpus (covariance-shaped noise, 100k sections, the app's HNSW index and
-ef_search); the isotropic-noise corpora are reported as stress cases, apart from the targets.
+"""The report: bench/results.json (the parts and each target met or missed), bench/results.md (also printed) and
+bench/latency.png (benchmarks/plot.py), from the parts' JSON files (retrieval, streams, ingest, db_connections),
+whichever are there. The retrieval targets are read on the realistic corpus (covariance-shaped noise, 100k sections,
+the app's HNSW index and ef_search); the isotropic-noise corpora are reported as stress cases, apart from the targets.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import json
-import os
-import platform
-import secrets
-import statistics
 import subprocess
-import sys
-import time
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH_DIR = ROOT / "bench"
-DATA_DIR = Path(os.environ.get("FLICKORA_DATA_DIR") or ROOT / "var" / "bench").resolve()
-PYTHON = sys.executable
-# The database with the real films (import_movies), which the stream benchmark serves and the others copy.
-BASE_DB = "flickora"
-
-
-# Questions about one film (asked on a film's page).
-FILM_QUESTIONS = [
-    "What is the plot?",
-    "Who directed it?",
-    "Who are the main actors?",
-    "How was it received by critics?",
-    "When was it released?",
-    "Did it win any awards?",
-    "What is the film about?",
-    "How did it do at the box office?",
-    "Who wrote the screenplay?",
-    "Is it based on a book?",
-    "What genre is it?",
-    "Where was it filmed?",
-    "What happens at the end?",
-    "Who is the main character?",
-    "Was there a sequel?",
-    "What themes does it explore?",
-    "Who composed the music?",
-    "How long did the production take?",
-    "What is its legacy?",
-    "Why is it considered a classic?",
-]
-
-
-def bench_env(**extra: str) -> dict[str, str]:
-    """The environment every benchmark process runs with: production settings (DEBUG off) on the bench data dir."""
-    env = dict(os.environ)
-    env.pop("DATABASE_URL", None)
-    env.update(
-        FLICKORA_DATA_DIR=str(DATA_DIR),
-        DJANGO_SETTINGS_MODULE="flickora.settings",
-        DEBUG="0",
-        SECRET_KEY=env.get("SECRET_KEY") or "bench-" + secrets.token_urlsafe(40),
-        SECURE_SSL_REDIRECT="0",
-        SECURE_HSTS_SECONDS="0",
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        LOG_LEVEL=env.get("LOG_LEVEL", "WARNING"),
-        PYTHONUNBUFFERED="1",
-        # As `make` does: the virtual environment's scripts (gunicorn) first on the PATH.
-        PATH=os.pathsep.join([str(Path(PYTHON).parent), env.get("PATH", "")]),
-    )
-    env.update(extra)
-    return env
-
-
-def setup_django(database: str = BASE_DB) -> None:
-    """Configure Django for this process against `database` on the embedded server (started if needed)."""
-    os.environ.update(bench_env())
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    import django
-    from django.conf import settings
-
-    django.setup()
-    # Before the first connection: the connection handler reads this same dict when it opens one.
-    settings.DATABASES["default"]["NAME"] = database
-
-
-def socket_dir() -> Path:
-    """Start the embedded server if needed (and create the base database); the socket directory to connect to."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from flickora.db import ensure_server
-
-    return ensure_server(DATA_DIR, BASE_DB)
-
-
-def admin_connection(database: str = "postgres") -> Any:
-    import psycopg
-
-    return psycopg.connect(host=str(socket_dir()), dbname=database, user="postgres", autocommit=True)
-
-
-def database_url(database: str) -> str:
-    from urllib.parse import quote
-
-    return f"postgres://postgres@{quote(str(socket_dir()), safe='')}/{database}"
-
-
-def section_count(database: str) -> int:
-    import psycopg
-
-    try:
-        with admin_connection(database) as conn:
-            return conn.execute("SELECT count(embedding) FROM reports_moviesection").fetchone()[0]
-    except psycopg.Error:
-        return 0
-
-
-def recreate_database(name: str, *, template: str | None = None) -> None:
-    from psycopg import sql
-
-    with admin_connection() as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        if template:
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
-            )
-        else:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def manage(*args: str, database: str, quiet: bool = True) -> float:
-    """Run `manage.py args` against `database`; its wall time in seconds."""
-    env = bench_env(DATABASE_URL=database_url(database))
-    started = time.perf_counter()
-    subprocess.run(  # noqa: S603 (our own manage.py, fixed arguments)
-        [PYTHON, str(ROOT / "manage.py"), *args],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL if quiet else None,
-    )
-    return time.perf_counter() - started
-
-
-def prepare_base() -> None:
-    """Make sure the base database has the real films, embedded (copied from the ingest run when there is one)."""
-    manage("migrate", "--noinput", database=BASE_DB)
-    if section_count(BASE_DB):
-        return
-    if section_count("flickora_ingest"):
-        print("Base database: copying the films imported by the ingest benchmark", file=sys.stderr)
-        recreate_database(BASE_DB, template="flickora_ingest")
-        return
-    print("Base database: importing the films (about a minute and a half)", file=sys.stderr)
-    manage("import_movies", "--no-progress", database=BASE_DB)
-
-
-# Numbers.
-
-
-def percentiles(values: Iterable[float], digits: int = 2) -> dict[str, Any]:
-    data = sorted(values)
-    if not data:
-        return {"n": 0, "p50": None, "p95": None, "p99": None, "mean": None, "max": None}
-
-    def at(q: float) -> float:
-        # Nearest rank: an observed value, never interpolated past the maximum.
-        index = min(len(data) - 1, max(0, round(q * len(data) + 0.5) - 1))
-        return round(data[index], digits)
-
-    return {
-        "n": len(data),
-        "p50": round(statistics.median(data), digits),
-        "p95": at(0.95),
-        "p99": at(0.99),
-        "mean": round(statistics.fmean(data), digits),
-        "max": round(data[-1], digits),
-    }
-
-
-def machine() -> dict[str, Any]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.processor(),
-    )
-    mem_kb = next(
-        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
-    )
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "ram_gb": round(mem_kb / 1024 / 1024, 1),
-        "python": platform.python_version(),
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "loadavg_at_start": [round(value, 2) for value in os.getloadavg()],
-    }
-
-
-def write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
-
-
-# The report.
+from benchmarks.environment import PYTHON, ROOT, bench_env, write_json
 
 # The order corpora of one size are reported in, and what each vector model is (bench_retrieval.py's `--models`):
 # the real sections alone, the two realistic models, then the isotropic stress cases.
@@ -236,7 +27,7 @@ def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value:,.1f} ms" if value >= 10 else f"{value:.2f} ms"
 
 
-def _get(data: Any, *keys: Any) -> Any:
+def dig(data: Any, *keys: Any) -> Any:
     """data[k1][k2]... or None when any step is missing."""
     for key in keys:
         if not isinstance(data, dict) or key not in data:
@@ -260,7 +51,7 @@ def corpus_model(corpus: dict[str, Any], retrieval: dict[str, Any]) -> str:
     noise = corpus.get("noise")
     if noise is None:
         return "real"
-    return "calibrated" if noise == _get(retrieval, "noise", "calibrated") else "small"
+    return "calibrated" if noise == dig(retrieval, "noise", "calibrated") else "small"
 
 
 def all_corpora(retrieval: dict[str, Any]) -> list[dict[str, Any]]:
@@ -288,7 +79,7 @@ def _index_params(corpus: dict[str, Any]) -> str | None:
 
 def is_app_index(corpus: dict[str, Any], retrieval: dict[str, Any]) -> bool:
     """Whether the corpus was measured with the app's own HNSW index (not a `--hnsw` alternative)."""
-    app = _get(retrieval, "index_definitions", HNSW_INDEX)
+    app = dig(retrieval, "index_definitions", HNSW_INDEX)
     return not app or not corpus.get("index_definition") or corpus["index_definition"] == app
 
 
@@ -309,7 +100,7 @@ def default_ef_search(retrieval: dict[str, Any]) -> int | None:
     if retrieval.get("default_ef_search"):
         return int(retrieval["default_ef_search"])
     try:
-        output = subprocess.run(  # noqa: S603 (our own settings, fixed arguments)
+        output = subprocess.run(
             [PYTHON, "-c", "from django.conf import settings; print(settings.HNSW_EF_SEARCH)"],
             cwd=ROOT,
             env=bench_env(),
@@ -328,7 +119,7 @@ def model_label(corpus: dict[str, Any], retrieval: dict[str, Any]) -> str:
     if model == "real":
         return "— (real sections only)"
     if model == "covariance":
-        distance = _get(corpus, "copy_to_source_distance", "p50")
+        distance = dig(corpus, "copy_to_source_distance", "p50")
         return "covariance-shaped noise (realistic" + (f", copy → source {distance:.2f})" if distance else ")")
     if model == "text":
         return "generated text, embedded (validation)"
@@ -348,7 +139,7 @@ def _corpus_name(corpus: dict[str, Any], retrieval: dict[str, Any]) -> str:
 def _recall(corpus: dict[str, Any] | None, ef: int | None, key: str = "recall_at_10") -> float | None:
     if corpus is None or ef is None:
         return None
-    return _get(corpus, "hnsw", str(ef), key)
+    return dig(corpus, "hnsw", str(ef), key)
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -377,10 +168,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         if realistic
         else f"{TARGET_SIZE:,} sections, covariance-shaped (realistic) corpus"
     )
-    cold = _get(realistic, "cross_film_end_to_end", "cold", "p50")
-    cached = _get(realistic, "cross_film_end_to_end", "cached", "p50")
-    film_cold = _get(realistic, "per_film", "cold", "p50")
-    film_cached = _get(realistic, "per_film", "cached", "p50")
+    cold = dig(realistic, "cross_film_end_to_end", "cold", "p50")
+    cached = dig(realistic, "cross_film_end_to_end", "cached", "p50")
+    film_cold = dig(realistic, "per_film", "cold", "p50")
+    film_cached = dig(realistic, "per_film", "cached", "p50")
     add(
         f"Cross-film retrieval p50, {where}, new question (with embedding)",
         "≤ 20 ms",
@@ -409,8 +200,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         if corpus is None:
             continue
         where = _corpus_name(corpus, retrieval)
-        cold = _get(corpus, "cross_film_end_to_end", "cold", "p50")
-        cached = _get(corpus, "cross_film_end_to_end", "cached", "p50")
+        cold = dig(corpus, "cross_film_end_to_end", "cold", "p50")
+        cached = dig(corpus, "cross_film_end_to_end", "cached", "p50")
         add(f"Cross-film p50, {where}, new question", "≤ 20 ms", cold, _ms(cold), _at_most(cold, 20), stress=True)
         add(
             f"Cross-film p50, {where}, cached question", "≤ 3 ms", cached, _ms(cached), _at_most(cached, 3), stress=True
@@ -420,8 +211,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     streams = results.get("streams") or {}
     if streams:
         idle = streams.get("unloaded") or {}
-        ttfb = _get(idle, "ttfb_ms", "p50")
-        upstream = _get(idle, "upstream_ms", "p50")
+        ttfb = dig(idle, "ttfb_ms", "p50")
+        upstream = dig(idle, "upstream_ms", "p50")
         add("First SSE byte p50, one stream at a time", "≤ 20 ms", ttfb, _ms(ttfb), _at_most(ttfb, 20))
         add(
             "Request to upstream LLM request p50 (server's Message.timings upstream_ms), one stream at a time",
@@ -433,8 +224,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         for level in streams.get("levels", []):
             n = level["concurrency"]
             at_once = f"{n:,} streams opened at once"
-            ttfb = _get(level, "ttfb_ms", "p50")
-            upstream = _get(level, "upstream_ms", "p50")
+            ttfb = dig(level, "ttfb_ms", "p50")
+            upstream = dig(level, "upstream_ms", "p50")
             add(
                 f"First SSE byte p50, {at_once} (includes queueing behind the opening burst)",
                 "≤ 20 ms",
@@ -451,7 +242,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
             errors = level.get("errors")
             add(f"{n:,} concurrent streams: errors", "0", errors, str(errors), None if errors is None else errors == 0)
-            gap = _get(level, "added_gap_ms", "p99")
+            gap = dig(level, "added_gap_ms", "p99")
             add(
                 f"{n:,} concurrent streams: p99 added gap between tokens, whole run (over the "
                 f"{level.get('streams_with_tokens', '?')} streams that got tokens)",
@@ -460,7 +251,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 _ms(gap),
                 _at_most(gap, 100),
             )
-            steady = _get(level, "added_gap_all_open_ms", "p99")
+            steady = dig(level, "added_gap_all_open_ms", "p99")
             after = level.get("all_open_after_s")
             add(
                 f"{n:,} concurrent streams: p99 added gap between tokens once all are open"
@@ -554,26 +345,25 @@ def retrieval_markdown(retrieval: dict[str, Any]) -> list[str]:
             label,
             "—" if build is None else f"{build:.1f} s",
             "—" if size is None else f"{size:.0f} MB",
-            f"{_cell(_get(corpus, 'embedding', 'cold', 'p50'))} / "
-            f"{_cell(_get(corpus, 'embedding', 'cached', 'p50'), 3)}",
-            f"{_cell(_get(corpus, 'per_film', 'cold', 'p50'))} / {_cell(_get(corpus, 'per_film', 'cached', 'p50'), 2)}",
-            f"{_cell(_get(corpus, 'cross_film_end_to_end', 'cold', 'p50'))} / "
-            f"{_cell(_get(corpus, 'cross_film_end_to_end', 'cached', 'p50'), 2)}",
+            f"{_cell(dig(corpus, 'embedding', 'cold', 'p50'))} / {_cell(dig(corpus, 'embedding', 'cached', 'p50'), 3)}",
+            f"{_cell(dig(corpus, 'per_film', 'cold', 'p50'))} / {_cell(dig(corpus, 'per_film', 'cached', 'p50'), 2)}",
+            f"{_cell(dig(corpus, 'cross_film_end_to_end', 'cold', 'p50'))} / "
+            f"{_cell(dig(corpus, 'cross_film_end_to_end', 'cached', 'p50'), 2)}",
             " / ".join(
-                _cell(_get(corpus, "cross_film_stages", stage, "p50"), 2)
+                _cell(dig(corpus, "cross_film_stages", stage, "p50"), 2)
                 for stage in ("lexical", "vector", "candidates", "fusion")
             ),
         ]
         for ef in efs:
-            point = _get(corpus, "hnsw", str(ef))
+            point = dig(corpus, "hnsw", str(ef))
             if not point:
                 cells.append("—")
                 continue
             cells.append(
-                f"{_cell(_get(point, 'hybrid_ms', 'p50'), 2)} / {_cell(_get(point, 'hybrid_ms', 'p99'), 2)} "
+                f"{_cell(dig(point, 'hybrid_ms', 'p50'), 2)} / {_cell(dig(point, 'hybrid_ms', 'p99'), 2)} "
                 f"({_cell(point.get('recall_at_10'), 3)} / {_cell(point.get('recall_at_10_all'), 3)})"
             )
-        exact = _get(corpus, "exact", "hybrid_ms") or {}
+        exact = dig(corpus, "exact", "hybrid_ms") or {}
         cells.append(f"{_cell(exact.get('p50'))} / {_cell(exact.get('p99'))}")
         ratio = corpus.get("exact_over_hnsw")
         cells.append("—" if ratio is None else f"{ratio:.1f}×")
@@ -601,11 +391,11 @@ def retrieval_markdown(retrieval: dict[str, Any]) -> list[str]:
         if corpus is None:
             lines.append(f"| {name} | {NOT_MEASURED} | | " + " | ".join("" for _ in efs) + " |")
             continue
-        distance = _get(corpus, "copy_to_source_distance", "p50")
-        lid = _get(corpus, "geometry", "lid_sections")
+        distance = dig(corpus, "copy_to_source_distance", "p50")
+        lid = dig(corpus, "geometry", "lid_sections")
         cells = [name, _cell(distance, 3), _cell(lid)]
         for ef in efs:
-            point = _get(corpus, "hnsw", str(ef))
+            point = dig(corpus, "hnsw", str(ef))
             cells.append(
                 f"{_cell(point.get('recall_at_10'), 3)} / {_cell(point.get('recall_at_10_all'), 3)}" if point else "—"
             )
@@ -632,7 +422,7 @@ def streams_markdown(streams: dict[str, Any]) -> list[str]:
     for level in [*([unloaded] if unloaded else []), *streams.get("levels", [])]:
 
         def pair(key: str, level: dict[str, Any] = level) -> str:
-            return f"{_num(_get(level, key, 'p50'))} / {_num(_get(level, key, 'p99'))}"
+            return f"{_num(dig(level, key, 'p50'))} / {_num(dig(level, key, 'p99'))}"
 
         states = ", ".join(f"{count} {state}" for state, count in sorted((level.get("statuses") or {}).items()))
         steady = "—"
@@ -640,7 +430,7 @@ def streams_markdown(streams: dict[str, Any]) -> list[str]:
             steady = pair("added_gap_all_open_ms")
             if level.get("all_open_after_s") is not None:
                 steady += f" (after {level['all_open_after_s']:g} s)"
-        lag = _get(level, "client_loop_lag_ms", "p99")
+        lag = dig(level, "client_loop_lag_ms", "p99")
         cpu = level.get("worker_cpu_ms_per_token")
         errors = level.get("errors", "—")
         lines.append(
@@ -725,7 +515,8 @@ def db_connections_markdown(db: dict[str, Any]) -> list[str]:
         return []
     lines = [
         "",
-        "Database connections (scripts/bench_db.py, milliseconds per request):",
+        "Database connections (measured once, when the pool was chosen; milliseconds per request through the whole "
+        "request cycle, /healthz running one query):",
         "",
         "| connections | requests | p50 | p95 | p99 |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -745,7 +536,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"Measured {info.get('date', '(date not recorded)')} on {info.get('nproc', '?')} × {info.get('cpu', '?')}, "
         f"{info.get('ram_gb', '?')} GB RAM"
         + (f" (load average at start {', '.join(map(str, load))})" if load else "")
-        + f"; `{results.get('command', 'scripts/bench_all.py')}`.",
+        + f"; `{results.get('command', 'python -m benchmarks')}`.",
         "",
         "| target | goal | measured | |",
         "| --- | --- | --- | --- |",
@@ -812,75 +603,7 @@ def write_report(results: dict[str, Any], bench_dir: Path) -> str:
     write_json(bench_dir / "results.json", results)
     table = markdown(results)
     (bench_dir / "results.md").write_text(table)
-    subprocess.run(  # noqa: S603
-        [PYTHON, str(ROOT / "scripts" / "plot_bench.py"), str(bench_dir / "results.json")], cwd=ROOT, check=True
-    )
+    from benchmarks.plot import plot
+
+    plot(bench_dir / "results.json")
     return table
-
-
-def run_part(script: str, args: Sequence[str]) -> None:
-    print(f"\n== {script} {' '.join(args)}", file=sys.stderr, flush=True)
-    started = time.perf_counter()
-    subprocess.run([PYTHON, str(ROOT / "scripts" / script), *args], cwd=ROOT, env=bench_env(), check=True)  # noqa: S603
-    print(f"== {script}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="Fewer queries and streams (make bench).")
-    parser.add_argument("--large", action="store_true", help="Add the 1M-section corpus to the retrieval benchmark.")
-    parser.add_argument(
-        "--only", choices=["ingest", "streams", "retrieval"], action="append", help="Run only these (repeatable)."
-    )
-    parser.add_argument(
-        "--report-only",
-        action="store_true",
-        help="Run no benchmark: rebuild results.json, results.md and latency.png from the JSON files already there.",
-    )
-    parser.add_argument(
-        "--bench-dir", type=Path, help="With --report-only: the directory to read the JSON from and write to (bench/)."
-    )
-    options = parser.parse_args()
-    if options.bench_dir and not options.report_only:
-        parser.error("--bench-dir only goes with --report-only (the benchmarks write to bench/)")
-    if options.report_only:
-        bench_dir = (options.bench_dir or BENCH_DIR).resolve()
-        parts = read_parts(bench_dir)
-        if not parts:
-            parser.error(f"no benchmark JSON in {bench_dir}")
-        # The machine as the benchmarks recorded it (each part also gives its own date in the report).
-        info = next((parts[name]["machine"] for name in ("retrieval", "streams") if name in parts), {})
-        results = {"command": "scripts/bench_all.py --report-only (from the JSON files)", "machine": info, **parts}
-        print(write_report(results, bench_dir))
-        print(f"Written {bench_dir}/results.json, results.md and latency.png from the JSON files there.")
-        return
-
-    flags = [flag for flag, on in (("--quick", options.quick), ("--large", options.large)) if on]
-    parts_run = options.only or ["ingest", "streams", "retrieval"]
-    started = time.perf_counter()
-    info = machine()
-    if "ingest" in parts_run:
-        run_part("bench_ingest.py", [flag for flag in flags if flag != "--large"])
-    prepare_base()
-    if "streams" in parts_run:
-        run_part("bench_stream.py", [flag for flag in flags if flag != "--large"])
-    if "retrieval" in parts_run:
-        run_part("bench_retrieval.py", flags)
-
-    results: dict[str, Any] = {
-        "command": "make bench" if options.quick and not options.large else "scripts/bench_all.py " + " ".join(flags),
-        "machine": info,
-        **read_parts(BENCH_DIR),
-    }
-    results["machine"]["loadavg_at_end"] = [round(value, 2) for value in os.getloadavg()]
-    results["machine"]["total_seconds"] = round(time.perf_counter() - started, 1)
-    table = write_report(results, BENCH_DIR)
-    print(table)
-    print(
-        "Written bench/results.json, bench/results.md and bench/latency.png in "
-        f"{results['machine']['total_seconds']:.0f} s."
-    )
-
-
-if __name__ == "__main__":
-    main()

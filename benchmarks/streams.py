@@ -1,11 +1,11 @@
 """Streaming benchmark: the web process exactly as the Procfile starts it, a fake OpenRouter streaming tokens at a
 set rate, and 100, 500 and 1,000 chat streams open at once from a separate client process.
 
-    .venv/bin/python scripts/bench_stream.py [--quick] [--levels 100,500,1000] [--tokens 200] [--rate 20]
+    python -m benchmarks streams [--quick] [--levels 100,500,1000] [--tokens 200] [--rate 20]
 
 Three processes besides this one:
-- the fake LLM (tests/fake_llm.py's server, "bench" scenario), which numbers every token (" r<request>t<index>")
-  and records when it wrote each one and when each request arrived (time.monotonic is one clock for the machine);
+- the fake LLM (benchmarks/fake_llm.py's BenchLLMServer), which numbers every token (" r<request>t<index>") and
+  records when it wrote each one and when each request arrived (time.monotonic is one clock for the machine);
 - the web process: the Procfile's `web:` line under `sh -c`, with HOST/PORT/WEB_CONCURRENCY, LLM_BASE_URL at the
   fake LLM, no OpenRouter key, rate limits out of reach and the answer cache off;
 - the client (asyncio + httpx, no connection limit): for each stream a POST of a question to a film's chat (CSRF
@@ -41,22 +41,20 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_all import (  # noqa: E402
+from benchmarks.environment import (
     BASE_DB,
     BENCH_DIR,
     DATA_DIR,
-    FILM_QUESTIONS,
     PYTHON,
     ROOT,
     bench_env,
     machine,
-    percentiles,
     prepare_base,
     setup_django,
     write_json,
 )
+from benchmarks.measure import percentiles
+from benchmarks.questions import FILM_QUESTIONS
 
 LEVELS = (100, 500, 1000)
 TOKEN = re.compile(rb"r(\d+)t(\d+)")
@@ -76,49 +74,9 @@ def raise_open_files_limit() -> int:
 def serve_llm() -> None:
     import uvloop
 
+    from benchmarks.fake_llm import BenchLLMServer
+
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    sys.path.insert(0, str(ROOT))
-    from tests.fake_llm import FakeLLMServer, RecordedRequest, _ClientGone, _Response
-
-    class BenchLLMServer(FakeLLMServer):
-        """The test server's "bench" scenario, with numbered tokens and the time each was written. Its sleeps
-        between tokens are plain sleeps: the test server polls every 10 ms for a client that left, which at 1,000
-        streams is 100,000 wake-ups a second of its own."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.numbers = itertools.count()
-            self.sent: dict[str, float] = {}
-            self.arrivals: dict[int, float] = {}
-
-        async def _respond(self, request: RecordedRequest, reader: Any, writer: Any) -> bool:
-            path = request.path.split("?")[0]
-            if path == "/bench/config":
-                self.set_scenario("bench", **(request.body or {}))
-                return await self._send_json(writer, 200, {"ok": True})
-            if path == "/bench/dump":
-                data = {"sent": self.sent, "arrivals": self.arrivals, "requests": len(self.requests)}
-                self.sent, self.arrivals = {}, {}
-                self.requests.clear()
-                self.closed_early.clear()
-                return await self._send_json(writer, 200, data)
-            return await super()._respond(request, reader, writer)
-
-        async def _send_tokens(
-            self, resp: _Response, tokens: list[str], *, delay: float = 0.0, split: bool = False
-        ) -> None:
-            number = next(self.numbers)
-            self.arrivals[number] = resp.request.at
-            for index in range(len(tokens)):
-                if index and delay:
-                    if self._client_gone(resp):
-                        raise _ClientGone
-                    await asyncio.sleep(delay)
-                token = f" r{number}t{index}"
-                await self._send_event(resp, self._chunk(resp, content=token, finish_reason=None))
-                self.sent[token.strip()] = time.monotonic()
-                resp.tokens_sent += 1
-
     server = BenchLLMServer().start()
     server.set_scenario("bench", n=200, tokens_per_second=20.0)
     print(server.port, flush=True)
@@ -153,7 +111,7 @@ async def run_client(job: dict[str, Any]) -> dict[str, Any]:
         # The CSRF cookie a film page would set: a 32-character secret, sent back as cookie and header. (The pages
         # themselves answer 500 with DEBUG off until collectstatic has written the static manifest, which this
         # benchmark does not do in the repository.)
-        csrf = "".join(random.choices(string.ascii_letters + string.digits, k=32))  # noqa: S311
+        csrf = "".join(random.choices(string.ascii_letters + string.digits, k=32))
 
         async def ask(number: int) -> dict[str, Any]:
             slug = job["slugs"][number % len(job["slugs"])]
@@ -211,7 +169,7 @@ async def run_client(job: dict[str, Any]) -> dict[str, Any]:
                         break
                     if chunked:
                         raw += data
-                        body, raw, finished = _dechunk(raw)
+                        body, raw, finished = dechunk(raw)
                     else:
                         body, finished = data, False
                     if body and "ttfb_ms" not in stream:
@@ -267,7 +225,7 @@ async def run_client(job: dict[str, Any]) -> dict[str, Any]:
     return {"streams": streams, "loop_lag_ms": percentiles(lags), "cpu_seconds": usage.ru_utime + usage.ru_stime, **job}
 
 
-def _dechunk(raw: bytes) -> tuple[bytes, bytes, bool]:
+def dechunk(raw: bytes) -> tuple[bytes, bytes, bool]:
     """Decode what is complete of an HTTP/1.1 chunked body: (data, the undecoded rest, whether the body ended)."""
     data = []
     while True:
@@ -318,8 +276,12 @@ class Bench:
         self.url = ""
 
     def start(self) -> None:
-        self.llm = subprocess.Popen(  # noqa: S603
-            [PYTHON, __file__, "--serve-llm"], cwd=ROOT, env=bench_env(), stdout=subprocess.PIPE, text=True
+        self.llm = subprocess.Popen(
+            [PYTHON, "-m", "benchmarks.streams", "--serve-llm"],
+            cwd=ROOT,
+            env=bench_env(),
+            stdout=subprocess.PIPE,
+            text=True,
         )
         port = int(self.llm.stdout.readline())
         self.llm_url = f"http://127.0.0.1:{port}"
@@ -337,12 +299,12 @@ class Bench:
         )
         log = open(DATA_DIR / "bench-web.log", "wb")  # noqa: SIM115 (kept open for the server's life)
         command = web_command()
-        self.web = subprocess.Popen(  # noqa: S603
+        self.web = subprocess.Popen(
             ["sh", "-c", "exec " + command],
             cwd=ROOT,
             env=env,
             stdout=log,
-            stderr=subprocess.STDOUT,  # noqa: S607
+            stderr=subprocess.STDOUT,
         )
         self._wait_ready()
 
@@ -404,7 +366,9 @@ class Bench:
             machine_before = _cpu_ticks()
             peak = {w.pid: 0 for w in workers}
             started = time.monotonic()
-            client = subprocess.Popen([PYTHON, __file__, "--client", str(Path(tmp) / "job.json")], cwd=ROOT)  # noqa: S603
+            client = subprocess.Popen(
+                [PYTHON, "-m", "benchmarks.streams", "--client", str(Path(tmp) / "job.json")], cwd=ROOT
+            )
             while client.poll() is None:
                 for worker in workers:
                     with contextlib.suppress(psutil.Error):

@@ -1,7 +1,7 @@
 """Ingest benchmark: `import_movies` into a fresh database, and sections embedded per second by batch size and
 torch thread count.
 
-    .venv/bin/python scripts/bench_ingest.py [--quick]
+    python -m benchmarks ingest [--quick] [--sample N]
 
 The import runs the real command (`manage.py import_movies`: read and classify the bundled films, split them into
 sections, embed) into a new database `flickora_ingest` on the bench server, timed end to end. The sweep then embeds
@@ -16,16 +16,12 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks.environment import BENCH_DIR, INGEST_DB, manage, recreate_database, setup_django, write_json
+from benchmarks.questions import QUESTIONS
 
-from bench_all import BENCH_DIR, PYTHON, ROOT, bench_env, database_url, recreate_database, write_json  # noqa: E402
-
-INGEST_DB = "flickora_ingest"
 BATCH_SIZES = (16, 32, 64, 128)
 THREADS = (1, 2)
 
@@ -33,14 +29,10 @@ THREADS = (1, 2)
 def run_import() -> dict[str, float | int]:
     """The import command into a fresh database, as a user runs it (migrate first, not timed)."""
     recreate_database(INGEST_DB)
-    env = bench_env(DATABASE_URL=database_url(INGEST_DB))
-    manage = [PYTHON, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "--noinput"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)  # noqa: S603
+    manage("migrate", "--noinput", database=INGEST_DB)
     print("import_movies into a fresh database ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    done = subprocess.run(  # noqa: S603
-        [*manage, "import_movies", "--no-progress"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
-    )
+    done = manage("import_movies", "--no-progress", database=INGEST_DB, capture=True)
     seconds = time.perf_counter() - started
     films = int(re.search(r"Films: (\d+) created", done.stdout).group(1))
     sections = int(re.search(r"Embedded (\d+) sections", done.stdout).group(1))
@@ -57,8 +49,6 @@ def run_import() -> dict[str, float | int]:
 
 def sweep(sample: int, rounds: int) -> tuple[str, list[dict[str, float | int | str]]]:
     """Sections per second in the app's configuration at each batch size and thread count; and that dtype."""
-    from bench_all import setup_django
-
     setup_django(INGEST_DB)
     from reports.embeddings import get_embedder
     from reports.models import MovieSection
@@ -97,17 +87,16 @@ def compare_dtypes(sample: int, *, agreement: bool) -> dict[str, object]:
     retrieval over the real corpus finds the same top 10 for the benchmark's questions."""
     import numpy as np
     import torch
-    from bench_retrieval import QUESTIONS
 
     from reports.embeddings import Embedder, get_embedder
     from reports.models import MovieSection
 
     texts = [s.embedding_text for s in MovieSection.objects.select_related("movie").order_by("id")]
     app = get_embedder()
-    embedders = {}
-    for dtype in ("float32", "bfloat16"):
-        embedders[dtype] = Embedder(threads=1, cache_size=0, dtype=dtype)
-        embedders[dtype]._model = app.model  # the same weights, each embedder in its own dtype
+    # The same weights, each embedder in its own dtype (its own copy of the model: a second load takes about a second).
+    embedders = {dtype: Embedder(threads=1, cache_size=0, dtype=dtype) for dtype in ("float32", "bfloat16")}
+    for embedder in embedders.values():
+        embedder.embed_batch(texts[:16], batch_size=16, threads=2)  # load the model, warm the kernels
     other = "float32" if app.dtype == "bfloat16" else "bfloat16"
     reference = embedders[app.dtype].embed_batch(texts[:sample], batch_size=16, threads=2)
     rows = []
