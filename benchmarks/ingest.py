@@ -18,12 +18,18 @@ import argparse
 import re
 import sys
 import time
+from collections.abc import Sequence
 
 from benchmarks.environment import BENCH_DIR, INGEST_DB, manage, recreate_database, setup_django, write_json
 from benchmarks.questions import QUESTIONS
 
 BATCH_SIZES = (16, 32, 64, 128)
 THREADS = (1, 2)
+# --quick (make bench): what the app runs (2 threads for batches, EMBEDDING_BATCH_THREADS on 2 cores; batches of 16,
+# EMBEDDING_BATCH_SIZE) and around it; one thread and the other dtype's other batch sizes, which settled those two
+# settings, in the full run. On 2 busy cores each point takes 10 to 40 s.
+QUICK_THREADS = (2,)
+QUICK_COMPARED_BATCH_SIZES = (16,)
 
 
 def run_import() -> dict[str, float | int]:
@@ -47,7 +53,7 @@ def run_import() -> dict[str, float | int]:
     }
 
 
-def sweep(sample: int, rounds: int) -> tuple[str, list[dict[str, float | int | str]]]:
+def sweep(sample: int, rounds: int, threads_swept: Sequence[int]) -> tuple[str, list[dict[str, float | int | str]]]:
     """Sections per second in the app's configuration at each batch size and thread count; and that dtype."""
     setup_django(INGEST_DB)
     from reports.embeddings import get_embedder
@@ -58,7 +64,7 @@ def sweep(sample: int, rounds: int) -> tuple[str, list[dict[str, float | int | s
     embedder = get_embedder()
     embedder.embed_batch(texts[:32], batch_size=32, threads=2)  # load the model, warm the kernels
     rows = []
-    for threads in THREADS:
+    for threads in threads_swept:
         for batch_size in BATCH_SIZES:
             best = 0.0
             for _ in range(rounds):
@@ -81,7 +87,7 @@ def sweep(sample: int, rounds: int) -> tuple[str, list[dict[str, float | int | s
     return embedder.dtype, rows
 
 
-def compare_dtypes(sample: int, *, agreement: bool) -> dict[str, object]:
+def compare_dtypes(sample: int, batch_sizes: Sequence[int], *, agreement: bool) -> dict[str, object]:
     """The dtype the app does not run, against the one it does: throughput (2 threads), cosine between the two
     dtypes' vectors of each section, a query's embedding time in each (one thread), and with `agreement` whether
     retrieval over the real corpus finds the same top 10 for the benchmark's questions."""
@@ -100,7 +106,7 @@ def compare_dtypes(sample: int, *, agreement: bool) -> dict[str, object]:
     other = "float32" if app.dtype == "bfloat16" else "bfloat16"
     reference = embedders[app.dtype].embed_batch(texts[:sample], batch_size=16, threads=2)
     rows = []
-    for batch_size in BATCH_SIZES:
+    for batch_size in batch_sizes:
         started = time.perf_counter()
         vectors = embedders[other].embed_batch(texts[:sample], batch_size=batch_size, threads=2)
         rate = sample / (time.perf_counter() - started)
@@ -144,7 +150,9 @@ def compare_dtypes(sample: int, *, agreement: bool) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="Fewer sections per sweep point (make bench).")
+    parser.add_argument(
+        "--quick", action="store_true", help="Fewer sections per point, fewer points (make bench: see QUICK_*)."
+    )
     parser.add_argument("--sample", type=int, help="Sections embedded per sweep point (default 256, quick 128).")
     options = parser.parse_args()
     sample = options.sample or (128 if options.quick else 256)
@@ -157,9 +165,11 @@ def main() -> None:
         file=sys.stderr,
     )
     print(f"Embedding sweep: {sample} sections per point, best of {rounds}", file=sys.stderr, flush=True)
-    dtype, rows = sweep(sample, rounds)
+    dtype, rows = sweep(sample, rounds, QUICK_THREADS if options.quick else THREADS)
     print(f"For comparison: the dtype the app does not run (it runs {dtype})", file=sys.stderr, flush=True)
-    comparison = compare_dtypes(sample, agreement=not options.quick)
+    comparison = compare_dtypes(
+        sample, QUICK_COMPARED_BATCH_SIZES if options.quick else BATCH_SIZES, agreement=not options.quick
+    )
     write_json(
         BENCH_DIR / "ingest.json",
         {

@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from benchmarks.report import app_corpora, default_ef_search, dig  # noqa: E402
+from benchmarks.report import all_corpora, default_ef_search, dig  # noqa: E402
 
 MODEL_STYLE = {
     "real": ("tab:gray", "real sections only"),
@@ -31,7 +31,7 @@ def latency_corpora(retrieval: dict[str, Any]) -> tuple[list[dict[str, Any]], st
     """One corpus per size: covariance where measured, else embedded text, else the real sections alone; the
     small-noise stress case only when a size has nothing else (older JSON). And what the series is."""
     by_size: dict[int, dict[str, dict[str, Any]]] = {}
-    for corpus in app_corpora(retrieval):
+    for corpus in all_corpora(retrieval):
         by_size.setdefault(corpus["sections"], {})[corpus["model"]] = corpus
     chosen = []
     for size in sorted(by_size):
@@ -79,10 +79,10 @@ def plot_retrieval(axis: Any, retrieval: dict[str, Any]) -> None:
 
 def plot_recall(axis: Any, retrieval: dict[str, Any]) -> None:
     default_ef = default_ef_search(retrieval)
-    sizes = sorted({c["sections"] for c in app_corpora(retrieval)})
+    sizes = sorted({c["sections"] for c in all_corpora(retrieval)})
     markers = dict(zip(sizes, "os^Dvp*", strict=False))
     efs_seen: set[int] = set()
-    for corpus in app_corpora(retrieval):
+    for corpus in all_corpora(retrieval):
         color, name = MODEL_STYLE.get(corpus["model"], ("black", corpus["model"]))
         efs = sorted(int(ef) for ef in corpus.get("hnsw", {}))
         efs_seen.update(efs)

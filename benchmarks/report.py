@@ -7,11 +7,10 @@ the app's HNSW index and ef_search); the isotropic-noise corpora are reported as
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from benchmarks.environment import PYTHON, ROOT, bench_env, write_json
+from benchmarks.environment import write_json
 
 # The order corpora of one size are reported in, and what each vector model is (bench_retrieval.py's `--models`):
 # the real sections alone, the two realistic models, then the isotropic stress cases.
@@ -19,7 +18,6 @@ MODEL_ORDER = ("real", "text", "covariance", "small", "calibrated")
 STRESS_MODELS = ("small", "calibrated")
 TARGET_SIZE = 100_000
 VALIDATION_SIZE = 10_000
-HNSW_INDEX = "section_embedding_hnsw"
 NOT_MEASURED = "not measured"
 
 
@@ -44,73 +42,40 @@ def _at_least(value: float | None, limit: float) -> bool | None:
     return None if value is None else value >= limit
 
 
-def corpus_model(corpus: dict[str, Any], retrieval: dict[str, Any]) -> str:
-    """The corpus's vector model; older JSON without "model" had only real sections and isotropic noise."""
-    if corpus.get("model"):
-        return corpus["model"]
-    noise = corpus.get("noise")
-    if noise is None:
-        return "real"
-    return "calibrated" if noise == dig(retrieval, "noise", "calibrated") else "small"
-
-
 def all_corpora(retrieval: dict[str, Any]) -> list[dict[str, Any]]:
     """Every corpus of the run ("corpora": real and stress cases; "realistic_corpora": covariance and text), sorted
-    by size, then model, as copies carrying "model"."""
-    corpora = [
-        {**corpus, "model": corpus_model(corpus, retrieval)}
-        for corpus in [*retrieval.get("corpora", []), *retrieval.get("realistic_corpora", [])]
-    ]
+    by size, then model."""
+    corpora = [*retrieval.get("corpora", []), *retrieval.get("realistic_corpora", [])]
 
-    def order(corpus: dict[str, Any]) -> tuple[int, int, str]:
+    def order(corpus: dict[str, Any]) -> tuple[int, int]:
         model = corpus["model"]
-        rank = MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
-        return corpus["sections"], rank, _index_params(corpus) or ""
+        return corpus["sections"], MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
 
     return sorted(corpora, key=order)
 
 
-def _index_params(corpus: dict[str, Any]) -> str | None:
+def find_corpus(retrieval: dict[str, Any], sections: int, model: str) -> dict[str, Any] | None:
+    return next((c for c in all_corpora(retrieval) if c["sections"] == sections and c["model"] == model), None)
+
+
+def default_ef_search(retrieval: dict[str, Any]) -> int | None:
+    """The app's hnsw.ef_search, as the retrieval benchmark recorded it."""
+    return retrieval.get("default_ef_search")
+
+
+def index_params(corpus: dict[str, Any]) -> str | None:
     params = corpus.get("hnsw_params")
     if not params:
         return None
     return f"m {params.get('m')}, ef_construction {params.get('ef_construction')}"
 
 
-def is_app_index(corpus: dict[str, Any], retrieval: dict[str, Any]) -> bool:
-    """Whether the corpus was measured with the app's own HNSW index (not a `--hnsw` alternative)."""
-    app = dig(retrieval, "index_definitions", HNSW_INDEX)
-    return not app or not corpus.get("index_definition") or corpus["index_definition"] == app
-
-
-def find_corpus(retrieval: dict[str, Any], sections: int, model: str) -> dict[str, Any] | None:
-    """The corpus of that size and model, measured with the app's HNSW index when there is one such."""
-    found = [c for c in all_corpora(retrieval) if c["sections"] == sections and c["model"] == model]
-    return next((c for c in found if is_app_index(c, retrieval)), found[0] if found else None)
-
-
-def app_corpora(retrieval: dict[str, Any]) -> list[dict[str, Any]]:
-    """One corpus per (size, model): the one find_corpus picks."""
-    keys = dict.fromkeys((c["sections"], c["model"]) for c in all_corpora(retrieval))
-    return [corpus for key in keys if (corpus := find_corpus(retrieval, *key))]
-
-
-def default_ef_search(retrieval: dict[str, Any]) -> int | None:
-    """The app's hnsw.ef_search: as the retrieval benchmark recorded it, else from the Django settings."""
-    if retrieval.get("default_ef_search"):
-        return int(retrieval["default_ef_search"])
-    try:
-        output = subprocess.run(
-            [PYTHON, "-c", "from django.conf import settings; print(settings.HNSW_EF_SEARCH)"],
-            cwd=ROOT,
-            env=bench_env(),
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        return int(output.strip())
-    except (subprocess.CalledProcessError, ValueError):
-        return None
+def text_label(corpus: dict[str, Any]) -> str:
+    """The text model's corpus: all its generated texts embedded, or some (the others real text residuals)."""
+    embedded, synthetic = corpus.get("embedded_texts"), corpus.get("synthetic_sections")
+    if embedded and synthetic and embedded < synthetic:
+        return f"generated text, {embedded:,} embedded, the rest their residuals"
+    return "generated text, embedded"
 
 
 def model_label(corpus: dict[str, Any], retrieval: dict[str, Any]) -> str:
@@ -122,18 +87,15 @@ def model_label(corpus: dict[str, Any], retrieval: dict[str, Any]) -> str:
         distance = dig(corpus, "copy_to_source_distance", "p50")
         return "covariance-shaped noise (realistic" + (f", copy → source {distance:.2f})" if distance else ")")
     if model == "text":
-        return "generated text, embedded (validation)"
+        return text_label(corpus) + " (validation)"
     if model in STRESS_MODELS:
         return f"STRESS: isotropic noise {noise:g}" + (" (calibrated)" if model == "calibrated" else " (small)")
     return model
 
 
 def _corpus_name(corpus: dict[str, Any], retrieval: dict[str, Any]) -> str:
-    """How a target row names its corpus: size, model and (when not the app's) the HNSW build parameters."""
-    name = f"{corpus['sections']:,} sections, {model_label(corpus, retrieval).removeprefix('STRESS: ')}"
-    if not is_app_index(corpus, retrieval) and _index_params(corpus):
-        name += f", HNSW {_index_params(corpus)} (not the app's)"
-    return name
+    """How a target row names its corpus: size and model."""
+    return f"{corpus['sections']:,} sections, {model_label(corpus, retrieval).removeprefix('STRESS: ')}"
 
 
 def _recall(corpus: dict[str, Any] | None, ef: int | None, key: str = "recall_at_10") -> float | None:
@@ -318,7 +280,7 @@ def retrieval_markdown(retrieval: dict[str, Any]) -> list[str]:
         | {int(ef) for corpus in corpora for ef in corpus.get("hnsw", {})}
     )
     default_ef = default_ef_search(retrieval)
-    app_params = next((_index_params(c) for c in corpora if is_app_index(c, retrieval) and _index_params(c)), None)
+    app_params = next((index_params(c) for c in corpora if index_params(c)), None)
     lines = [
         "",
         "Retrieval" + _measured_on(retrieval) + ": p50 / p99 in milliseconds; cross-film is the app's hybrid query "
@@ -336,8 +298,6 @@ def retrieval_markdown(retrieval: dict[str, Any]) -> list[str]:
     ]
     for corpus in corpora:
         label = model_label(corpus, retrieval)
-        if not is_app_index(corpus, retrieval) and _index_params(corpus):
-            label += f"; HNSW {_index_params(corpus)}"
         build = corpus.get("hnsw_build_seconds")
         size = corpus.get("hnsw_index_mb")
         cells = [
@@ -381,7 +341,7 @@ def retrieval_markdown(retrieval: dict[str, Any]) -> list[str]:
         "| --- | ---: | ---: | " + " | ".join("---:" for _ in efs) + " |",
     ]
     names = {
-        "text": "generated text, embedded",
+        "text": text_label(find_corpus(retrieval, VALIDATION_SIZE, "text") or {}),
         "covariance": "covariance-shaped noise (realistic)",
         "small": "STRESS: isotropic noise (small)",
         "calibrated": "STRESS: isotropic noise (calibrated)",
