@@ -49,8 +49,8 @@ test: lint
 	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest
 
-# Ingest, streams and retrieval on their own embedded PostgreSQL (var/bench), quick (under 10 minutes on 2 busy cores,
-# a fresh clone included): bench/results.json, bench/results.md (also printed) and bench/latency.png. More:
+# Ingest, streams and retrieval on their own embedded PostgreSQL (var/bench), quick (README: how long, and what it
+# leaves out): bench/results.json, bench/results.md (also printed) and bench/latency.png. More:
 # python -m benchmarks [--large] [PART ...] (benchmarks/__main__.py).
 bench:
 	$(PY) -m benchmarks --quick

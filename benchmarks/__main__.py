@@ -1,6 +1,6 @@
 """Run the benchmarks and write bench/results.json, bench/results.md (also printed) and bench/latency.png.
 
-    python -m benchmarks --quick                 # what `make bench` runs (under 10 minutes on 2 busy cores)
+    python -m benchmarks --quick                 # what `make bench` runs (README: how long)
     python -m benchmarks                         # more queries and streams per point
     python -m benchmarks --large                 # adds the 1M-section corpus (an hour or more)
     python -m benchmarks retrieval [--quick]     # some parts only (ingest, streams, retrieval; or --only PART)

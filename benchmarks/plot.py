@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from benchmarks.report import all_corpora, default_ef_search, dig  # noqa: E402
+from benchmarks.results import all_corpora, default_ef_search, dig  # noqa: E402
 
 MODEL_STYLE = {
     "real": ("tab:gray", "real sections only"),

@@ -75,7 +75,7 @@ DEFAULT_CORPORA = {
     100_000: ("covariance", "small", "calibrated"),
     LARGE_SIZE: ("small",),
 }
-# --quick (make bench, under 10 minutes): at 100k the realistic corpus alone, which the targets are read on (a 100k
+# --quick (make bench): at 100k the realistic corpus alone, which the targets are read on (a 100k
 # corpus costs minutes to load and index; the stress cases are measured at 10k, and at 100k by the full run).
 QUICK_CORPORA = {**DEFAULT_CORPORA, 100_000: ("covariance",)}
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchmarks.corpora import SyntheticSection, VectorModels
-from benchmarks.streams import dechunk
+from benchmarks.stream_client import dechunk
 
 ROOT = Path(__file__).resolve().parent.parent
 
