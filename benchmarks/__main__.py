@@ -47,9 +47,11 @@ def report_only(bench_dir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m benchmarks",
+        usage="%(prog)s [PART ...] [options] [the part's own options]",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("parts", nargs="*", metavar="PART", help=f"Run only these, among {', '.join(PARTS)}.")
     parser.add_argument("--quick", action="store_true", help="Fewer queries and streams (make bench).")
     parser.add_argument("--large", action="store_true", help="Add the 1M-section corpus to the retrieval benchmark.")
     parser.add_argument("--only", choices=PARTS, action="append", help="Run only this part (repeatable).")
@@ -61,11 +63,13 @@ def main() -> None:
     parser.add_argument(
         "--bench-dir", type=Path, help="With --report-only: the directory to read the JSON from and write to (bench/)."
     )
-    options, extra = parser.parse_known_args()
-    unknown = sorted(set(options.parts) - set(PARTS))
-    if unknown:
-        parser.error(f"unknown parts {unknown}; choose among {', '.join(PARTS)}")
-    chosen = [part for part in PARTS if part in {*options.parts, *(options.only or [])}] or list(PARTS)
+    # The parts come first (ingest, streams, retrieval), then the options: a part's own options may take values.
+    args = sys.argv[1:]
+    named = []
+    while args and args[0] in PARTS:
+        named.append(args.pop(0))
+    options, extra = parser.parse_known_args(args)
+    chosen = [part for part in PARTS if part in {*named, *(options.only or [])}] or list(PARTS)
     if extra and len(chosen) != 1:
         parser.error(f"unrecognized arguments: {' '.join(extra)} (a part's own options go with that part alone)")
     if options.bench_dir and not options.report_only:

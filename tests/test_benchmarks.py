@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import benchmarks.__main__ as command
 from benchmarks.corpora import SyntheticSection, VectorModels
 from benchmarks.stream_client import dechunk
 
@@ -47,6 +48,40 @@ def test_text_vectors_not_embedded_sit_from_their_source_as_a_drawn_embedded_one
     assert np.allclose(np.sum(vectors * sources, axis=1), 0.8, atol=1e-5)
     embedded = [0, 4, 7, 11]  # spread evenly over the plan
     assert np.allclose(vectors[embedded], embed([plan[n].content for n in embedded]))
+
+
+@pytest.fixture
+def parts_run(monkeypatch, tmp_path):
+    """The parts `python -m benchmarks` would run, with their arguments (nothing runs, nothing is written)."""
+    calls = []
+    monkeypatch.setattr(command, "run_part", lambda part, args: calls.append((part, args)))
+    monkeypatch.setattr(command, "prepare_base", lambda: None)
+    monkeypatch.setattr(command, "read_parts", lambda bench_dir: {})
+    monkeypatch.setattr(command, "write_report", lambda results, bench_dir: "")
+    return calls
+
+
+def test_the_command_runs_every_part_or_those_named_with_their_own_options(parts_run, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["benchmarks", "--quick"])
+    command.main()
+    assert parts_run == [("ingest", ["--quick"]), ("streams", ["--quick"]), ("retrieval", ["--quick"])]
+
+    parts_run.clear()
+    monkeypatch.setattr(sys, "argv", ["benchmarks", "retrieval", "--quick", "--large", "--sizes", "10000"])
+    command.main()
+    assert parts_run == [("retrieval", ["--quick", "--large", "--sizes", "10000"])]
+
+    parts_run.clear()
+    monkeypatch.setattr(sys, "argv", ["benchmarks", "--only", "streams", "--levels", "5"])
+    command.main()
+    assert parts_run == [("streams", ["--levels", "5"])]
+
+
+def test_a_part_s_own_options_need_that_part_alone(parts_run, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["benchmarks", "--quick", "--sizes", "10000"])
+    with pytest.raises(SystemExit):
+        command.main()
+    assert parts_run == []
 
 
 @pytest.mark.skipif(not (ROOT / "bench" / "streams.json").exists(), reason="no committed results")
