@@ -49,10 +49,11 @@ test: lint
 	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest
 
-# Retrieval, streams and ingest on their own embedded PostgreSQL (var/bench), quick (under 10 minutes on 2 cores):
-# bench/results.json, bench/results.md (also printed) and bench/latency.png. More: scripts/bench_all.py [--large].
+# Ingest, streams and retrieval on their own embedded PostgreSQL (var/bench), quick (README: how long, and what it
+# leaves out): bench/results.json, bench/results.md (also printed) and bench/latency.png. More:
+# python -m benchmarks [--large] [PART ...] (benchmarks/__main__.py).
 bench:
-	$(PY) scripts/bench_all.py --quick
+	$(PY) -m benchmarks --quick
 
 
 # Answer quality on eval/questions.jsonl (film recall for the all-films chat, fact accuracy on film pages), both

@@ -228,7 +228,7 @@ LOGGING = {
 }
 
 # Retrieval and embeddings.
-# Measured at 100,000 sections shaped like embedded text (scripts/bench_retrieval.py), recall@10 of 50 questions:
+# Measured at 100,000 sections shaped like embedded text (python -m benchmarks retrieval), recall@10 of 50 questions:
 # 0.92 at 64 (the seed's value), 0.96 at 100, 0.98 at 150, 0.99 at 200; 150 costs about 2 ms more than 64.
 HNSW_EF_SEARCH = env_int("HNSW_EF_SEARCH", 150)
 EMBEDDING_CACHE_SIZE = env_int("EMBEDDING_CACHE_SIZE", 2048)

@@ -1,6 +1,6 @@
 """Take the README's screenshots with the real app: uvicorn serving flickora on the development database (run
-`make run` once first, so the films are imported), the fake OpenRouter server of the tests streaming a scripted
-answer, and Debian's Chromium driven by Playwright.
+`make run` once first, so the films are imported), the fake OpenRouter server (benchmarks/fake_llm.py) streaming a
+scripted answer, and Debian's Chromium driven by Playwright.
 
     .venv/bin/python scripts/screenshots.py            # docs/film-page.png, docs/all-films-chat.png
     .venv/bin/python scripts/screenshots.py --phone    # also the 360 px wide versions (docs/*-phone.png)
@@ -79,7 +79,7 @@ def main() -> int:
         print(f"{CHROMIUM} is missing: apt-get install chromium", file=sys.stderr)
         return 1
 
-    from tests.fake_llm import FakeLLMServer
+    from benchmarks.fake_llm import FakeLLMServer
 
     with FakeLLMServer() as llm:
         os.environ.setdefault("DEBUG", "1")

@@ -91,7 +91,21 @@ def populated(db):
     return synthetic_sections(3000)
 
 
-from tests.fake_llm import fake_llm, fake_llm_server  # noqa: E402, F401
+from benchmarks.fake_llm import FakeLLMServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def fake_llm_server():
+    with FakeLLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_llm(fake_llm_server):
+    """The fake OpenRouter server (benchmarks/fake_llm.py), reset for each test."""
+    fake_llm_server.reset()
+    yield fake_llm_server
+    fake_llm_server.reset()
 
 
 @pytest.fixture(scope="session")

@@ -13,10 +13,10 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 
+from benchmarks.fake_llm import FakeLLMServer
 from llm import config_from_settings
 from reports import generation, ingest
 from reports.models import Movie, MovieSection, text_hash
-from tests.fake_llm import FakeLLMServer
 
 CROWD_PLOT = (
     "The Crowd is a silent romance film directed by King Vidor. It stars James Murray, Eleanor Boardman and Bert Roach."

@@ -1,4 +1,4 @@
-"""The LLM client against a real HTTP server on loopback (tests/fake_llm.py), one test per scenario.
+"""The LLM client against a real HTTP server on loopback (benchmarks/fake_llm.py), one test per scenario.
 
 No Django and no pytest-asyncio: each test drives its coroutine with asyncio.run().
 """
@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from benchmarks.fake_llm import DEFAULT_TOKENS, FakeLLMServer
 from llm import (
     LLMConfig,
     LLMError,
@@ -29,7 +30,6 @@ from llm import (
 )
 from llm.errors import parse_retry_after
 from llm.sse import SSEDecoder
-from tests.fake_llm import DEFAULT_TOKENS, FakeLLMServer
 
 T = TypeVar("T")
 

@@ -1,46 +1,43 @@
 """Ingest benchmark: `import_movies` into a fresh database, and sections embedded per second by batch size and
 torch thread count.
 
-    .venv/bin/python scripts/bench_ingest.py [--quick]
+    python -m benchmarks ingest [--quick] [--sample N]
 
 The import runs the real command (`manage.py import_movies`: read and classify the bundled films, split them into
 sections, embed) into a new database `flickora_ingest` on the bench server, timed end to end. The sweep then embeds
 the same real sections (what the importer embeds: title, heading and text) through the app's embedder, in the dtype
 the app runs (`EMBEDDING_DTYPE`: bfloat16 where the CPU computes it natively, else float32), at each batch size and
-thread count, after one warm-up batch. Then the other dtype, for comparison: its throughput, how close the two
-dtypes' vectors are, a query's embedding time in each, and (without --quick) whether retrieval over the real corpus
-finds the same top 10 in both. Writes bench/ingest.json.
+thread count, after one warm-up batch (--quick: at the app's batch thread count only). Then, without --quick, the
+other dtype for comparison: its throughput, how close the two dtypes' vectors are, a query's embedding time in each,
+and whether retrieval over the real corpus finds the same top 10 in both. Writes bench/ingest.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 import time
-from pathlib import Path
+from collections.abc import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks.environment import BENCH_DIR, INGEST_DB, manage, recreate_database, setup_django, write_json
+from benchmarks.questions import QUESTIONS
 
-from bench_all import BENCH_DIR, PYTHON, ROOT, bench_env, database_url, recreate_database, write_json
-
-INGEST_DB = "flickora_ingest"
 BATCH_SIZES = (16, 32, 64, 128)
 THREADS = (1, 2)
+# --quick (make bench): the thread count the app embeds batches with (EMBEDDING_BATCH_THREADS, 2 on 2 cores); one
+# thread and the other dtype, which settled EMBEDDING_BATCH_THREADS and EMBEDDING_DTYPE, in the full run. On 2 busy
+# cores each point takes 10 to 40 s, and the other dtype, emulated where the CPU lacks bfloat16, minutes.
+QUICK_THREADS = (2,)
 
 
 def run_import() -> dict[str, float | int]:
     """The import command into a fresh database, as a user runs it (migrate first, not timed)."""
     recreate_database(INGEST_DB)
-    env = bench_env(DATABASE_URL=database_url(INGEST_DB))
-    manage = [PYTHON, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "--noinput"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    manage("migrate", "--noinput", database=INGEST_DB)
     print("import_movies into a fresh database ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    done = subprocess.run(
-        [*manage, "import_movies", "--no-progress"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
-    )
+    done = manage("import_movies", "--no-progress", database=INGEST_DB, capture=True)
     seconds = time.perf_counter() - started
     films = int(re.search(r"Films: (\d+) created", done.stdout).group(1))
     sections = int(re.search(r"Embedded (\d+) sections", done.stdout).group(1))
@@ -55,10 +52,8 @@ def run_import() -> dict[str, float | int]:
     }
 
 
-def sweep(sample: int, rounds: int) -> tuple[str, list[dict[str, float | int | str]]]:
+def sweep(sample: int, rounds: int, threads_swept: Sequence[int]) -> tuple[str, list[dict[str, float | int | str]]]:
     """Sections per second in the app's configuration at each batch size and thread count; and that dtype."""
-    from bench_all import setup_django
-
     setup_django(INGEST_DB)
     from reports.embeddings import get_embedder
     from reports.models import MovieSection
@@ -68,7 +63,7 @@ def sweep(sample: int, rounds: int) -> tuple[str, list[dict[str, float | int | s
     embedder = get_embedder()
     embedder.embed_batch(texts[:32], batch_size=32, threads=2)  # load the model, warm the kernels
     rows = []
-    for threads in THREADS:
+    for threads in threads_swept:
         for batch_size in BATCH_SIZES:
             best = 0.0
             for _ in range(rounds):
@@ -97,17 +92,16 @@ def compare_dtypes(sample: int, *, agreement: bool) -> dict[str, object]:
     retrieval over the real corpus finds the same top 10 for the benchmark's questions."""
     import numpy as np
     import torch
-    from bench_retrieval import QUESTIONS
 
     from reports.embeddings import Embedder, get_embedder
     from reports.models import MovieSection
 
     texts = [s.embedding_text for s in MovieSection.objects.select_related("movie").order_by("id")]
     app = get_embedder()
-    embedders = {}
-    for dtype in ("float32", "bfloat16"):
-        embedders[dtype] = Embedder(threads=1, cache_size=0, dtype=dtype)
-        embedders[dtype]._model = app.model  # the same weights, each embedder in its own dtype
+    # The same weights, each embedder in its own dtype (its own copy of the model: a second load takes about a second).
+    embedders = {dtype: Embedder(threads=1, cache_size=0, dtype=dtype) for dtype in ("float32", "bfloat16")}
+    for embedder in embedders.values():
+        embedder.embed_batch(texts[:16], batch_size=16, threads=2)  # load the model, warm the kernels
     other = "float32" if app.dtype == "bfloat16" else "bfloat16"
     reference = embedders[app.dtype].embed_batch(texts[:sample], batch_size=16, threads=2)
     rows = []
@@ -155,7 +149,9 @@ def compare_dtypes(sample: int, *, agreement: bool) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="Fewer sections per sweep point (make bench).")
+    parser.add_argument(
+        "--quick", action="store_true", help="Fewer sections per point, fewer points (make bench: see QUICK_*)."
+    )
     parser.add_argument("--sample", type=int, help="Sections embedded per sweep point (default 256, quick 128).")
     options = parser.parse_args()
     sample = options.sample or (128 if options.quick else 256)
@@ -168,21 +164,19 @@ def main() -> None:
         file=sys.stderr,
     )
     print(f"Embedding sweep: {sample} sections per point, best of {rounds}", file=sys.stderr, flush=True)
-    dtype, rows = sweep(sample, rounds)
-    print(f"For comparison: the dtype the app does not run (it runs {dtype})", file=sys.stderr, flush=True)
-    comparison = compare_dtypes(sample, agreement=not options.quick)
-    write_json(
-        BENCH_DIR / "ingest.json",
-        {
-            "import": imported,
-            "dtype": dtype,
-            "embedding": rows,
-            "sample_sections": sample,
-            "rounds": rounds,
-            "quick": options.quick,
-            "dtype_comparison": comparison,
-        },
-    )
+    dtype, rows = sweep(sample, rounds, QUICK_THREADS if options.quick else THREADS)
+    results = {
+        "import": imported,
+        "dtype": dtype,
+        "embedding": rows,
+        "sample_sections": sample,
+        "rounds": rounds,
+        "quick": options.quick,
+    }
+    if not options.quick:
+        print(f"For comparison: the dtype the app does not run (it runs {dtype})", file=sys.stderr, flush=True)
+        results["dtype_comparison"] = compare_dtypes(sample, agreement=True)
+    write_json(BENCH_DIR / "ingest.json", results)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,17 @@
 """Streaming benchmark: the web process exactly as the Procfile starts it, a fake OpenRouter streaming tokens at a
 set rate, and 100, 500 and 1,000 chat streams open at once from a separate client process.
 
-    .venv/bin/python scripts/bench_stream.py [--quick] [--levels 100,500,1000] [--tokens 200] [--rate 20]
+    python -m benchmarks streams [--quick] [--levels 100,500,1000] [--tokens 200] [--rate 20]
 
 Three processes besides this one:
-- the fake LLM (tests/fake_llm.py's server, "bench" scenario), which numbers every token (" r<request>t<index>")
-  and records when it wrote each one and when each request arrived (time.monotonic is one clock for the machine);
+- the fake LLM (benchmarks/fake_llm.py's BenchLLMServer), which numbers every token (" r<request>t<index>") and
+  records when it wrote each one and when each request arrived (time.monotonic is one clock for the machine);
 - the web process: the Procfile's `web:` line under `sh -c`, with HOST/PORT/WEB_CONCURRENCY, LLM_BASE_URL at the
   fake LLM, no OpenRouter key, rate limits out of reach and the answer cache off;
-- the client (asyncio + httpx, no connection limit): for each stream a POST of a question to a film's chat (CSRF
-  cookie and header, a new anonymous session each), then, once every POST has answered, all the GETs of the streams
-  at once. It records the first byte of each stream and the arrival of every token.
+- the client (benchmarks/stream_client.py: asyncio + httpx, no connection limit): for each stream a POST of a
+  question to a film's chat (CSRF cookie and header, a new anonymous session each), then, once every POST has
+  answered, all the GETs of the streams at once. It records the first byte of each stream and the arrival of every
+  token.
 
 Per level: time to first SSE byte; the server's request-to-upstream time (Message.timings["upstream_ms"], read from
 the database) and the same seen from outside (GET sent to the fake LLM receiving the request); the added gap
@@ -27,11 +28,8 @@ import contextlib
 import itertools
 import json
 import random
-import re
-import resource
 import signal
 import socket
-import string
 import subprocess
 import sys
 import tempfile
@@ -41,33 +39,23 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_all import (
+from benchmarks.environment import (
     BASE_DB,
     BENCH_DIR,
     DATA_DIR,
-    FILM_QUESTIONS,
     PYTHON,
     ROOT,
     bench_env,
     machine,
-    percentiles,
     prepare_base,
     setup_django,
     write_json,
 )
+from benchmarks.measure import percentiles
+from benchmarks.questions import FILM_QUESTIONS
+from benchmarks.stream_client import raise_open_files_limit
 
 LEVELS = (100, 500, 1000)
-TOKEN = re.compile(rb"r(\d+)t(\d+)")
-EVENT = re.compile(rb"^event: (\w+)$", re.MULTILINE)
-
-
-def raise_open_files_limit() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 # The fake LLM (its own process).
@@ -76,49 +64,9 @@ def raise_open_files_limit() -> int:
 def serve_llm() -> None:
     import uvloop
 
+    from benchmarks.fake_llm import BenchLLMServer
+
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    sys.path.insert(0, str(ROOT))
-    from tests.fake_llm import FakeLLMServer, RecordedRequest, _ClientGone, _Response
-
-    class BenchLLMServer(FakeLLMServer):
-        """The test server's "bench" scenario, with numbered tokens and the time each was written. Its sleeps
-        between tokens are plain sleeps: the test server polls every 10 ms for a client that left, which at 1,000
-        streams is 100,000 wake-ups a second of its own."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.numbers = itertools.count()
-            self.sent: dict[str, float] = {}
-            self.arrivals: dict[int, float] = {}
-
-        async def _respond(self, request: RecordedRequest, reader: Any, writer: Any) -> bool:
-            path = request.path.split("?")[0]
-            if path == "/bench/config":
-                self.set_scenario("bench", **(request.body or {}))
-                return await self._send_json(writer, 200, {"ok": True})
-            if path == "/bench/dump":
-                data = {"sent": self.sent, "arrivals": self.arrivals, "requests": len(self.requests)}
-                self.sent, self.arrivals = {}, {}
-                self.requests.clear()
-                self.closed_early.clear()
-                return await self._send_json(writer, 200, data)
-            return await super()._respond(request, reader, writer)
-
-        async def _send_tokens(
-            self, resp: _Response, tokens: list[str], *, delay: float = 0.0, split: bool = False
-        ) -> None:
-            number = next(self.numbers)
-            self.arrivals[number] = resp.request.at
-            for index in range(len(tokens)):
-                if index and delay:
-                    if self._client_gone(resp):
-                        raise _ClientGone
-                    await asyncio.sleep(delay)
-                token = f" r{number}t{index}"
-                await self._send_event(resp, self._chunk(resp, content=token, finish_reason=None))
-                self.sent[token.strip()] = time.monotonic()
-                resp.tokens_sent += 1
-
     server = BenchLLMServer().start()
     server.set_scenario("bench", n=200, tokens_per_second=20.0)
     print(server.port, flush=True)
@@ -126,171 +74,6 @@ def serve_llm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     stop.wait()
     server.stop()
-
-
-# The client (its own process).
-
-
-async def run_client(job: dict[str, Any]) -> dict[str, Any]:
-    import httpx
-
-    # Idle connections are dropped before uvicorn's 5 s keep-alive timeout would close them under a request.
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=2.0)
-    timeout = httpx.Timeout(connect=60.0, read=120.0, write=60.0, pool=None)
-    lags: list[float] = []
-    done = asyncio.Event()
-
-    async def watch_loop() -> None:
-        """How late this client's own event loop wakes up: its share of any delay it measures."""
-        while not done.is_set():
-            started = time.monotonic()
-            await asyncio.sleep(0.01)
-            lags.append((time.monotonic() - started - 0.01) * 1000)
-
-    # Questions go through httpx; each stream on a connection of its own (see listen()), as a browser's
-    # EventSource opens it, never a keep-alive connection the server may be closing after a POST.
-    async with httpx.AsyncClient(base_url=job["url"], limits=limits, timeout=timeout) as client:
-        # The CSRF cookie a film page would set: a 32-character secret, sent back as cookie and header. (The pages
-        # themselves answer 500 with DEBUG off until collectstatic has written the static manifest, which this
-        # benchmark does not do in the repository.)
-        csrf = "".join(random.choices(string.ascii_letters + string.digits, k=32))
-
-        async def ask(number: int) -> dict[str, Any]:
-            slug = job["slugs"][number % len(job["slugs"])]
-            question = job["questions"][number % len(job["questions"])]
-            started = time.monotonic()
-            try:
-                response = await client.post(
-                    f"/movies/{slug}/chat/",
-                    data={"question": question},
-                    headers={"X-CSRFToken": csrf, "Cookie": f"csrftoken={csrf}"},
-                )
-            except httpx.HTTPError as exc:
-                return {"error": f"ask: {type(exc).__name__}", "post_ms": (time.monotonic() - started) * 1000}
-            post_ms = (time.monotonic() - started) * 1000
-            if response.status_code != 201:
-                return {"error": f"ask: HTTP {response.status_code}", "post_ms": post_ms}
-            payload = response.json()
-            return {
-                "message": payload["message"],
-                "stream": payload["stream"],
-                "session": response.cookies.get("sessionid"),
-                "post_ms": post_ms,
-            }
-
-        host, port = job["url"].removeprefix("http://").split(":")
-
-        async def listen(stream: dict[str, Any]) -> None:
-            """One stream as an EventSource reads it, over a connection of its own. Plain asyncio rather than httpx:
-            at 1,000 streams httpx's per-read cost made this client the slowest part of the measurement."""
-            cookie = f"csrftoken={csrf}; sessionid={stream['session']}"
-            stream["t0"] = started = time.monotonic()
-            tokens: list[tuple[str, float]] = []
-            stream["tokens"] = tokens
-            events = b""
-            writer = None
-            try:
-                reader, writer = await asyncio.open_connection(host, int(port))
-                writer.write(
-                    f"GET {stream['stream']} HTTP/1.1\r\nHost: {host}:{port}\r\nCookie: {cookie}\r\n"
-                    "Accept: text/event-stream\r\nConnection: close\r\n\r\n".encode()
-                )
-                head = await reader.readuntil(b"\r\n\r\n")
-                now = time.monotonic()
-                stream["headers_ms"] = (now - started) * 1000
-                status = int(head.split(b" ", 2)[1])
-                if status != 200:
-                    stream["error"] = f"stream: HTTP {status}"
-                    return
-                chunked = b"transfer-encoding: chunked" in head.lower()
-                raw = b""
-                while True:
-                    data = await reader.read(65536)
-                    now = time.monotonic()
-                    if not data:
-                        break
-                    if chunked:
-                        raw += data
-                        body, raw, finished = _dechunk(raw)
-                    else:
-                        body, finished = data, False
-                    if body and "ttfb_ms" not in stream:
-                        stream["ttfb_ms"] = (now - started) * 1000
-                    events += body
-                    cut = events.rfind(b"\n\n")
-                    if cut >= 0:
-                        complete, events = events[: cut + 2], events[cut + 2 :]
-                        for event in complete.split(b"\n\n"):
-                            name = EVENT.search(event)
-                            if name is None:
-                                continue
-                            if name.group(1) == b"token":
-                                tokens.extend((match.group(0).decode(), now) for match in TOKEN.finditer(event))
-                            elif name.group(1) in (b"done", b"error"):
-                                stream["final"] = name.group(1).decode()
-                                payload = event.split(b"data: ", 1)[1].split(b"\n", 1)[0]
-                                stream["status"] = json.loads(payload).get("status")
-                    if finished:
-                        break
-            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
-                stream["error"] = f"stream: {type(exc).__name__}"
-            finally:
-                if writer is not None:
-                    writer.close()
-            stream["end_ms"] = (time.monotonic() - started) * 1000
-
-        watcher = asyncio.create_task(watch_loop())
-        semaphore = asyncio.Semaphore(64)
-
-        async def bounded_ask(number: int) -> dict[str, Any]:
-            async with semaphore:
-                return await ask(number)
-
-        streams: list[dict[str, Any]] = []
-        if job["sequential"]:
-            for number in range(job["count"]):
-                stream = await ask(number)
-                streams.append(stream)
-                if "error" not in stream:
-                    await listen(stream)
-        else:
-            posted = time.monotonic()
-            streams = list(await asyncio.gather(*(bounded_ask(number) for number in range(job["count"]))))
-            post_seconds = time.monotonic() - posted
-            opened = time.monotonic()
-            await asyncio.gather(*(listen(stream) for stream in streams if "error" not in stream))
-            job["post_seconds"] = post_seconds
-            job["stream_seconds"] = time.monotonic() - opened
-        done.set()
-        await watcher
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"streams": streams, "loop_lag_ms": percentiles(lags), "cpu_seconds": usage.ru_utime + usage.ru_stime, **job}
-
-
-def _dechunk(raw: bytes) -> tuple[bytes, bytes, bool]:
-    """Decode what is complete of an HTTP/1.1 chunked body: (data, the undecoded rest, whether the body ended)."""
-    data = []
-    while True:
-        line_end = raw.find(b"\r\n")
-        if line_end < 0:
-            return b"".join(data), raw, False
-        size = int(raw[:line_end].split(b";", 1)[0], 16)
-        if size == 0:
-            return b"".join(data), b"", True
-        start = line_end + 2
-        if len(raw) < start + size + 2:
-            return b"".join(data), raw, False
-        data.append(raw[start : start + size])
-        raw = raw[start + size + 2 :]
-
-
-def client_main(job_path: str) -> None:
-    import uvloop
-
-    raise_open_files_limit()
-    job = json.loads(Path(job_path).read_text())
-    result = uvloop.run(run_client(job))
-    Path(job["out"]).write_text(json.dumps(result))
 
 
 # The orchestrator (this process).
@@ -319,7 +102,11 @@ class Bench:
 
     def start(self) -> None:
         self.llm = subprocess.Popen(
-            [PYTHON, __file__, "--serve-llm"], cwd=ROOT, env=bench_env(), stdout=subprocess.PIPE, text=True
+            [PYTHON, "-m", "benchmarks.streams", "--serve-llm"],
+            cwd=ROOT,
+            env=bench_env(),
+            stdout=subprocess.PIPE,
+            text=True,
         )
         port = int(self.llm.stdout.readline())
         self.llm_url = f"http://127.0.0.1:{port}"
@@ -404,7 +191,7 @@ class Bench:
             machine_before = _cpu_ticks()
             peak = {w.pid: 0 for w in workers}
             started = time.monotonic()
-            client = subprocess.Popen([PYTHON, __file__, "--client", str(Path(tmp) / "job.json")], cwd=ROOT)
+            client = subprocess.Popen([PYTHON, "-m", "benchmarks.stream_client", str(Path(tmp) / "job.json")], cwd=ROOT)
             while client.poll() is None:
                 for worker in workers:
                     with contextlib.suppress(psutil.Error):
@@ -543,12 +330,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="Tokens per second from the fake LLM (default 20).")
     parser.add_argument("--workers", type=int, default=2, help="WEB_CONCURRENCY (default 2, the Procfile's).")
     parser.add_argument("--serve-llm", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--client", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.serve_llm:
         return serve_llm()
-    if options.client:
-        return client_main(options.client)
 
     levels = [int(level) for level in options.levels.split(",")] if options.levels else list(LEVELS)
     prepare_base()

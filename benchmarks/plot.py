@@ -1,8 +1,7 @@
-"""Plot bench/results.json into bench/latency.png: retrieval latency against corpus size (HNSW against the exact
+"""Draw bench/latency.png from bench/results.json: retrieval latency against corpus size (HNSW against the exact
 scan, on the realistic corpora where there are some), recall@10 against ef_search for each corpus model, and stream
 latency against concurrency. Whatever is missing from the JSON is left out.
-
-    .venv/bin/python scripts/plot_bench.py [bench/results.json]
+(The report calls it; `python -m benchmarks --report-only` redraws it from the JSON files.)
 """
 
 from __future__ import annotations
@@ -17,9 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_all import _get, app_corpora, default_ef_search
+from benchmarks.results import all_corpora, default_ef_search, dig
 
 MODEL_STYLE = {
     "real": ("tab:gray", "real sections only"),
@@ -34,7 +31,7 @@ def latency_corpora(retrieval: dict[str, Any]) -> tuple[list[dict[str, Any]], st
     """One corpus per size: covariance where measured, else embedded text, else the real sections alone; the
     small-noise stress case only when a size has nothing else (older JSON). And what the series is."""
     by_size: dict[int, dict[str, dict[str, Any]]] = {}
-    for corpus in app_corpora(retrieval):
+    for corpus in all_corpora(retrieval):
         by_size.setdefault(corpus["sections"], {})[corpus["model"]] = corpus
     chosen = []
     for size in sorted(by_size):
@@ -82,15 +79,15 @@ def plot_retrieval(axis: Any, retrieval: dict[str, Any]) -> None:
 
 def plot_recall(axis: Any, retrieval: dict[str, Any]) -> None:
     default_ef = default_ef_search(retrieval)
-    sizes = sorted({c["sections"] for c in app_corpora(retrieval)})
+    sizes = sorted({c["sections"] for c in all_corpora(retrieval)})
     markers = dict(zip(sizes, "os^Dvp*", strict=False))
     efs_seen: set[int] = set()
-    for corpus in app_corpora(retrieval):
+    for corpus in all_corpora(retrieval):
         color, name = MODEL_STYLE.get(corpus["model"], ("black", corpus["model"]))
         efs = sorted(int(ef) for ef in corpus.get("hnsw", {}))
         efs_seen.update(efs)
         for key, style, alpha in (("recall_at_10", "-", 1.0), ("recall_at_10_all", ":", 0.5)):
-            points = [(ef, _get(corpus, "hnsw", str(ef), key)) for ef in efs]
+            points = [(ef, dig(corpus, "hnsw", str(ef), key)) for ef in efs]
             points = [(x, y) for x, y in points if y is not None]
             if points:
                 axis.plot(
@@ -168,7 +165,7 @@ def _p50_and_p99(
 ) -> None:
     """A solid p50 line and a dotted p99 line of the value at `keys` of each item, skipping missing points."""
     for stat, style, alpha in (("p50", "-", 1.0), ("p99", ":", 0.6)):
-        points = [(x, _get(item, *keys, stat)) for x, item in zip(xs, items, strict=True)]
+        points = [(x, dig(item, *keys, stat)) for x, item in zip(xs, items, strict=True)]
         points = [(x, y) for x, y in points if y is not None]
         if points:
             axis.plot(
@@ -181,8 +178,8 @@ def _p50_and_p99(
             )
 
 
-def main() -> None:
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "bench/results.json")
+def plot(path: Path) -> None:
+    """latency.png beside `path` (a results.json)."""
     results = json.loads(path.read_text())
     panels = [name for name in ("retrieval", "retrieval_recall", "streams") if results.get(name.split("_")[0])]
     if not panels:
@@ -206,7 +203,3 @@ def main() -> None:
     output = path.with_name("latency.png")
     figure.savefig(output, dpi=110)
     print(f"Wrote {output}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    main()

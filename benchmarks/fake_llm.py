@@ -10,8 +10,8 @@ control that http.server does not give.
         ...
         server.requests[-1].headers["authorization"]   # header names are lower-case
 
-As pytest fixtures, in a conftest.py: `from tests.fake_llm import fake_llm, fake_llm_server  # noqa: F401`
-(`fake_llm_server` is session-scoped; `fake_llm` is the same server reset for each test).
+The tests use it through their `fake_llm` fixture (tests/conftest.py), `make bench` through `BenchLLMServer`
+(below: the "bench" scenario with numbered tokens and the time each was written), scripts/screenshots.py as it is.
 
 Scenarios (`server.set_scenario(name, **params)`, or `server.scenario = name` for default params):
 
@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import re
@@ -51,12 +52,9 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
-
-import pytest
 
 logger = logging.getLogger(__name__)
 
@@ -614,17 +612,45 @@ class FakeLLMServer:
         return False
 
 
-# --- pytest fixtures ---------------------------------------------------------------------------------------
+class BenchLLMServer(FakeLLMServer):
+    """The "bench" scenario for `python -m benchmarks streams`: every token numbered (" r<request>t<index>"), the
+    time each was written and when each request arrived recorded (time.monotonic is one clock for the machine), and
+    two endpoints of its own: POST /bench/config (the scenario's n and tokens_per_second) and GET /bench/dump (what
+    was recorded since the last dump, then forgotten). Its sleeps between tokens are plain sleeps: the base server
+    polls every 10 ms for a client that left, which at 1,000 streams is 100,000 wake-ups a second of its own."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.numbers = itertools.count()
+        self.sent: dict[str, float] = {}
+        self.arrivals: dict[int, float] = {}
 
-@pytest.fixture(scope="session")
-def fake_llm_server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
+    async def _respond(
+        self, request: RecordedRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        path = request.path.split("?")[0]
+        if path == "/bench/config":
+            self.set_scenario("bench", **(request.body or {}))
+            return await self._send_json(writer, 200, {"ok": True})
+        if path == "/bench/dump":
+            data = {"sent": self.sent, "arrivals": self.arrivals, "requests": len(self.requests)}
+            self.sent, self.arrivals = {}, {}
+            self.requests.clear()
+            self.closed_early.clear()
+            return await self._send_json(writer, 200, data)
+        return await super()._respond(request, reader, writer)
 
-
-@pytest.fixture
-def fake_llm(fake_llm_server: FakeLLMServer) -> Iterator[FakeLLMServer]:
-    fake_llm_server.reset()
-    yield fake_llm_server
-    fake_llm_server.reset()
+    async def _send_tokens(
+        self, resp: _Response, tokens: list[str], *, delay: float = 0.0, split: bool = False
+    ) -> None:
+        number = next(self.numbers)
+        self.arrivals[number] = resp.request.at
+        for index in range(len(tokens)):
+            if index and delay:
+                if self._client_gone(resp):
+                    raise _ClientGone
+                await asyncio.sleep(delay)
+            token = f" r{number}t{index}"
+            await self._send_event(resp, self._chunk(resp, content=token, finish_reason=None))
+            self.sent[token.strip()] = time.monotonic()
+            resp.tokens_sent += 1

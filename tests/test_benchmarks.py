@@ -1,0 +1,102 @@
+"""The benchmarks' own logic (no benchmark runs here): the stream client's HTTP chunk decoder, the text model's
+derived vectors, and the report `make bench` writes, rebuilt from the committed results."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import benchmarks.__main__ as command
+from benchmarks.corpora import SyntheticSection, VectorModels
+from benchmarks.stream_client import dechunk
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_chunk_decoder_takes_what_is_complete_and_keeps_the_rest():
+    body = b"event: token\ndata: {}\n\n"
+    raw = b"%x\r\n" % len(body) + body + b"\r\n" + b"5;ext=1\r\nhel"
+    assert dechunk(raw) == (body, b"5;ext=1\r\nhel", False)
+    assert dechunk(b"5;ext=1\r\nhello\r\n0\r\n\r\n") == (b"hello", b"", True)
+    assert dechunk(b"1") == (b"", b"1", False)
+
+
+def test_text_vectors_not_embedded_sit_from_their_source_as_a_drawn_embedded_one_does(monkeypatch):
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((6, 8))
+    real /= np.linalg.norm(real, axis=1, keepdims=True)
+    models = VectorModels.__new__(VectorModels)
+    models.real = real.astype(np.float32)
+    plan = [SyntheticSection(n // 3, n % 6, "plot", 0, "Plot", f"text {n}", str(n)) for n in range(12)]
+
+    def embed(texts):  # each embedded text: its source turned by a known angle
+        out = []
+        for text in texts:
+            source = real[int(text.split()[-1]) % 6]
+            turn = np.roll(source, 1) - (np.roll(source, 1) @ source) * source
+            out.append(0.8 * source + 0.6 * turn / np.linalg.norm(turn))
+        return np.array(out, dtype=np.float32)
+
+    monkeypatch.setattr("benchmarks.corpora.embed_generated", embed)
+    vectors = models.text_vectors(plan, ["Film"] * 4, embedded=4)
+
+    sources = real[[section.source for section in plan]]
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(np.sum(vectors * sources, axis=1), 0.8, atol=1e-5)
+    embedded = [0, 4, 7, 11]  # spread evenly over the plan
+    assert np.allclose(vectors[embedded], embed([plan[n].content for n in embedded]))
+
+
+@pytest.fixture
+def parts_run(monkeypatch, tmp_path):
+    """The parts `python -m benchmarks` would run, with their arguments (nothing runs, nothing is written)."""
+    calls = []
+    monkeypatch.setattr(command, "run_part", lambda part, args: calls.append((part, args)))
+    monkeypatch.setattr(command, "prepare_base", lambda: None)
+    monkeypatch.setattr(command, "read_parts", lambda bench_dir: {})
+    monkeypatch.setattr(command, "write_report", lambda results, bench_dir: "")
+    return calls
+
+
+def test_the_command_runs_every_part_or_those_named_with_their_own_options(parts_run, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["benchmarks", "--quick"])
+    command.main()
+    assert parts_run == [("ingest", ["--quick"]), ("streams", ["--quick"]), ("retrieval", ["--quick"])]
+
+    parts_run.clear()
+    monkeypatch.setattr(sys, "argv", ["benchmarks", "retrieval", "--quick", "--large", "--sizes", "10000"])
+    command.main()
+    assert parts_run == [("retrieval", ["--quick", "--large", "--sizes", "10000"])]
+
+    parts_run.clear()
+    monkeypatch.setattr(sys, "argv", ["benchmarks", "--only", "streams", "--levels", "5"])
+    command.main()
+    assert parts_run == [("streams", ["--levels", "5"])]
+
+
+def test_a_part_s_own_options_need_that_part_alone(parts_run, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["benchmarks", "--quick", "--sizes", "10000"])
+    with pytest.raises(SystemExit):
+        command.main()
+    assert parts_run == []
+
+
+@pytest.mark.skipif(not (ROOT / "bench" / "streams.json").exists(), reason="no committed results")
+def test_the_report_is_rebuilt_from_the_committed_results(tmp_path):
+    for name in ("retrieval", "streams", "ingest", "db_connections"):
+        shutil.copy(ROOT / "bench" / f"{name}.json", tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--report-only", "--bench-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    table = (tmp_path / "results.md").read_text()
+    assert "| target | goal | measured | |" in table
+    assert "| 1,000 concurrent streams: errors | 0 | 0 | met |" in table
+    assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
