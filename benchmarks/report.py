@@ -56,10 +56,11 @@ def retrieval_markdown(retrieval: dict[str, Any]) -> list[str]:
         "measured on." + (f" The app's HNSW index: {app_params}." if app_params else ""),
         "",
         "| sections | synthetic sections' vectors | HNSW build | index size | embed new / cached "
-        "| per film new / cached | cross-film new / cached | BM25 pass / HNSW scan / whole SQL / fusion | "
+        "| per film new / cached | cross-film new / cached | torch path: embed new / cross-film new "
+        "| BM25 pass / HNSW scan / whole SQL / fusion | "
         + " | ".join(f"ef {ef}" + (" (default)" if ef == default_ef else "") for ef in efs)
         + " | exact, no HNSW | exact ÷ HNSW |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | "
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
         + " | ".join("---:" for _ in efs)
         + " | ---: | ---: |",
     ]
@@ -76,6 +77,8 @@ def retrieval_markdown(retrieval: dict[str, Any]) -> list[str]:
             f"{_cell(dig(corpus, 'per_film', 'cold', 'p50'))} / {_cell(dig(corpus, 'per_film', 'cached', 'p50'), 2)}",
             f"{_cell(dig(corpus, 'cross_film_end_to_end', 'cold', 'p50'))} / "
             f"{_cell(dig(corpus, 'cross_film_end_to_end', 'cached', 'p50'), 2)}",
+            f"{_cell(dig(corpus, 'compared', 'embedding_cold', 'p50'))} / "
+            f"{_cell(dig(corpus, 'compared', 'cross_film_cold', 'p50'))}",
             " / ".join(
                 _cell(dig(corpus, "cross_film_stages", stage, "p50"), 2)
                 for stage in ("lexical", "vector", "candidates", "fusion")

@@ -117,9 +117,11 @@ def measure(
     vectors: np.ndarray,
     ids: np.ndarray,
     embedder: QueryEmbedder,
+    compare: QueryEmbedder | None = None,
 ) -> dict[str, Any]:
     """Everything measured on one corpus, with `embedder` embedding the questions (the app's in `main`): its time
-    per new and cached question, and the searches end to end with it."""
+    per new and cached question, and the searches end to end with it. `compare`: another embedder timed beside it
+    on the same questions (its embedding, and the cross-film search of a new question with it)."""
     from django.conf import settings
     from django.db import connection, transaction
 
@@ -174,6 +176,7 @@ def measure(
         search_movie(movie_id=rng.choice(film_ids), query=query, vector=embed_query(query))
 
     embed_cold, embed_cached = [], []
+    compared_embed, compared_cross = [], []
     film_cold, film_cached, film_db = [], [], []
     cross_cold, cross_cached = [], []
     hybrid: dict[int, list[float]] = {ef: [] for ef in ef_values}
@@ -207,6 +210,10 @@ def measure(
         embedder.cache.clear()
         cross_cold.append(timed(lambda q=query: search_all(query=q, vector=embed_query(q)))[0])
         cross_cached.append(timed(lambda q=query: search_all(query=q, vector=embed_query(q)))[0])
+        if compare is not None:
+            compared_embed.append(time_embedding(compare, query)[0])
+            compare.cache.clear()
+            compared_cross.append(timed(lambda q=query: search_all(query=q, vector=compare.embed_query(q)))[0])
 
         film_query = FILM_QUESTIONS[number % len(FILM_QUESTIONS)]
         film_id = rng.choice(film_ids)
@@ -274,6 +281,15 @@ def measure(
             "sql": percentiles(film_db, 3),
         },
         "cross_film_end_to_end": {"cold": percentiles(cross_cold, 3), "cached": percentiles(cross_cached, 3)},
+        "compared": (
+            {
+                "runtime": getattr(compare, "query_runtime", None),
+                "embedding_cold": percentiles(compared_embed, 3),
+                "cross_film_cold": percentiles(compared_cross, 3),
+            }
+            if compare is not None
+            else None
+        ),
         "cross_film_stages": {
             "lexical": percentiles(lexical_stage, 3),
             "vector": percentiles(vector_stage, 3),
@@ -363,8 +379,12 @@ def main() -> None:
         prepare_base()
     recreate_database(CORPUS_DB, template=BASE_DB)
     setup_django(CORPUS_DB)
-    from reports.embeddings import get_embedder
+    from django.conf import settings
 
+    from reports.embeddings import Embedder, get_embedder
+
+    # Beside the app's question path (onnxruntime), the torch path it replaced, timed on the same questions.
+    torch_path = Embedder(threads=settings.EMBEDDING_THREADS, cache_size=16, dtype=settings.EMBEDDING_DTYPE)
     run(
         sizes=sizes,
         models=models,
@@ -374,6 +394,7 @@ def main() -> None:
         embedded_texts=embedded_texts,
         quick=options.quick,
         embedder=get_embedder(),
+        compare=torch_path,
         output=Path(options.output),
     )
 
@@ -389,6 +410,7 @@ def run(
     quick: bool,
     embedder: QueryEmbedder,
     output: Path,
+    compare: QueryEmbedder | None = None,
 ) -> None:
     """Build each corpus in turn and measure it with `embedder`, writing `output` after each."""
     from django.conf import settings
@@ -397,6 +419,7 @@ def run(
     load_ms, _ = timed(lambda: embedder.embed_query("load the model"))
     results: dict[str, Any] = {
         "machine": machine(),
+        "query_runtime": getattr(embedder, "query_runtime", None),
         "quick": quick,
         "rounds": rounds,
         "questions": len(QUESTIONS),
@@ -469,6 +492,7 @@ def run(
                     vectors=vectors,
                     ids=ids,
                     embedder=embedder,
+                    compare=compare,
                 )
             )
             corpus["measure_seconds"] = round(time.perf_counter() - measured_at, 1)
