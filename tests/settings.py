@@ -23,6 +23,7 @@ WHITENOISE_AUTOREFRESH = True
 RESPONSE_CACHE_TTL = 0
 RATE_LIMIT_REQUESTS = 10_000
 RATE_LIMIT_IP_REQUESTS = 10_000
+RATE_LIMIT_IP_NEW_SESSIONS = 10_000  # every test client starts sessions from 127.0.0.1
 # Every test client comes from 127.0.0.1: the limits per IP address are set where a test is about them.
 LOGIN_FAILURES_PER_IP = 10_000
 SIGNUPS_PER_IP = 10_000
