@@ -29,8 +29,6 @@ _COORDINATED_FILM = re.compile(
 @dataclass(frozen=True)
 class Definition:
     subject: str
-    sentence: str
-    lead: str
     text: str
     phrase: list[str]
     # "film", "genre", "qualified", "coordinated" or None when the predicate is not a film.
@@ -43,7 +41,7 @@ class Definition:
 def define(text: str) -> Definition | None:
     """Split the first sentence into subject and predicate and classify the predicate's head noun."""
     text = clean_text(text)
-    sentences = split_sentences(text)
+    sentences = split_sentences(text, limit=1)
     if not sentences:
         return None
     sentence = sentences[0]
@@ -64,7 +62,7 @@ def define(text: str) -> Definition | None:
             if coordinated:
                 kind, film_phrase = "coordinated", coordinated.group(0)
                 after = predicate[coordinated.end() :]
-        return Definition(subject, sentence, " ".join(sentences[:2]), text, phrase, kind, film_phrase, after)
+        return Definition(subject, text, phrase, kind, film_phrase, after)
     return None
 
 
@@ -106,8 +104,6 @@ def _noun_phrase(predicate: str) -> tuple[list[str], str]:
                 if depth <= 0:
                     break
             continue
-        if raw.startswith(("–", "—", ":")):
-            break
         bare = _bare(raw)
         only_determiners = all(word in ARTICLES or YEAR.fullmatch(word) for word in phrase)
         if bare == "of":
@@ -163,8 +159,6 @@ def _film_ahead(words: list[str]) -> bool:
     """Whether the next few words still lead to a film head ("rape and revenge film", "Argentine, and
     French film"), so a coordinating word or participle continues the phrase instead of ending it."""
     for raw in words[:8]:
-        if raw.startswith(("(", "[")):
-            return False
         bare = _bare(raw)
         if bare in _HARD_STOPS:
             return False

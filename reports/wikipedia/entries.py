@@ -10,7 +10,7 @@ from pathlib import Path
 from .definition import define, describe
 from .facts import extract_director, extract_year
 from .text import fold
-from .titles import clean_title, names_title, primary_name, title_tokens
+from .titles import clean_title, names_title, primary_name
 
 PACKAGE = "recommending_movies"
 
@@ -101,15 +101,7 @@ def _group_owner(keys: list[str], text: str) -> str | None:
     if definition is None:
         return None
     named = [key for key in keys if (title := clean_title(key)) and names_title(title, definition)]
-    if len(named) == 1:
-        return named[0]
-    exact = [key for key in named if _contains(fold(definition.subject), title_tokens(clean_title(key) or ""))]
-    return exact[0] if len(exact) == 1 else None
-
-
-def _contains(haystack: list[str], needle: list[str]) -> bool:
-    width = len(needle)
-    return width > 0 and any(haystack[i : i + width] == needle for i in range(len(haystack) - width + 1))
+    return named[0] if len(named) == 1 else None
 
 
 def _shared_reason(keys: list[str], owner: str | None, text: str) -> str:

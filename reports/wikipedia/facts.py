@@ -148,15 +148,11 @@ def _parse_names(rest: str) -> str | None:
             if not re.search(r"\)[\"”]?$", tokens[close]) or after != "and":
                 break
             continue
-        if raw.startswith(("(", "[", '"', "“")):
-            break
         word = raw.rstrip(',;:)]"”')
         ends_clause = word != raw
         initial = re.fullmatch(r"(?:[A-Z]\.)+|Jr\.|Sr\.|St\.", word) is not None
         if word.endswith(".") and not initial:
             word, ends_clause = word[:-1], True
-        if not word:
-            break
         next_is_name = _is_name_word(following.rstrip(",;:.)"))
         if _is_name_word(word):
             current.append(word)

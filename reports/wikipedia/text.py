@@ -70,7 +70,7 @@ def bracket_depths(text: str) -> list[int]:
     return depths
 
 
-def split_sentences(text: str, limit: int = 3) -> list[str]:
+def split_sentences(text: str, limit: int) -> list[str]:
     """The first ``limit`` sentences; full stops inside parentheses or after initials do not count."""
     depths = bracket_depths(text)
     sentences, start = [], 0

@@ -63,23 +63,16 @@ def _contains_title(haystack: list[str], title: list[str]) -> bool:
     return False
 
 
-_ALIAS_CUES = rule_words("titles", "alias_cues")
 _OTHER_WORKS = rule_words("titles", "other_works")
 _AS_CUES = rule_words("titles", "as_cues")
 
 
-def _alias_cue(before: list[str], *, strict: bool) -> bool:
+def _alias_cue(before: list[str]) -> bool:
     """Whether the words before a mention introduce another title of the subject."""
     if _OTHER_WORKS & set(before):
         # "a sequel titled X", "based on the novel titled X": the title of some other work.
         return False
-    if strict:
-        # Later in the text only an explicit "the (English) title ... is X" counts: "a sequel titled
-        # X" or "such as X" name some other work.
-        return "title" in before
-    if _ALIAS_CUES & set(before):
-        return True
-    return len(before) >= 2 and before[-1] == "as" and before[-2] in _AS_CUES
+    return "title" in before or (len(before) >= 2 and before[-1] == "as" and before[-2] in _AS_CUES)
 
 
 def names_title(title: str, definition: Definition) -> bool:
@@ -103,7 +96,6 @@ def names_title(title: str, definition: Definition) -> bool:
             return True
     # An alias later on: "It was released as A Day in the Country", "The North American title of the
     # film is The Lovers on the Bridge".
-    lead_length = len(fold(definition.lead))
     tokens = fold(definition.text)
     width = len(wanted)
     for start in range(len(tokens) - width + 1):
@@ -111,6 +103,6 @@ def names_title(title: str, definition: Definition) -> bool:
             before = tokens[max(0, start - 6) : start]
             if before and before[-1] in ARTICLES:
                 before = before[:-1]
-            if _alias_cue(before, strict=start >= lead_length):
+            if _alias_cue(before):
                 return True
     return False
