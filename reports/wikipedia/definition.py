@@ -88,7 +88,6 @@ def _kind(phrase: list[str], sentence: str) -> str | None:
 def _noun_phrase(predicate: str) -> tuple[list[str], str]:
     """The predicate's first noun phrase (casefolded words, "one of"/"a type of" followed to the real
     head) and the rest of the predicate after it."""
-    predicate = re.sub(r"\bblack and white\b", "black-and-white", predicate, flags=re.IGNORECASE)
     words = [word for word in predicate.split(" ") if word]
     phrase: list[str] = []
     index = 0
@@ -108,8 +107,6 @@ def _noun_phrase(predicate: str) -> tuple[list[str], str]:
         only_determiners = all(word in ARTICLES or YEAR.fullmatch(word) for word in phrase)
         if bare == "of":
             if phrase and _head_word(phrase[-1]) in _PARTITIVES and index + 1 < len(words):
-                if _bare(words[index + 1]) in _HARD_STOPS:
-                    break
                 phrase.append(bare)
                 index += 1
                 continue
@@ -121,15 +118,7 @@ def _noun_phrase(predicate: str) -> tuple[list[str], str]:
             # is usually an adjective ("a female given name", "the capital and most populous city").
             following = _bare(words[index + 1]) if index + 1 < len(words) else ""
             last = _head_word(phrase[-1]) if phrase else ""
-            if (
-                last in _FILM_HEADS
-                or last in _GENRE_HEADS
-                or not following
-                or following in _HARD_STOPS
-                or _is_soft(following)
-                or bare.endswith("ing")
-                or words[index].endswith((",", ";", ":"))
-            ):
+            if last in _FILM_HEADS or following in _HARD_STOPS or _is_soft(following) or bare.endswith("ing"):
                 break
         phrase.append(bare)
         index += 1
@@ -165,8 +154,6 @@ def _film_ahead(words: list[str]) -> bool:
         head = _head_word(bare)
         if head in _FILM_HEADS or head in _GENRE_HEADS:
             return True
-        if raw.rstrip('.,;:!?)"”') != raw and not raw.endswith(","):
-            return False
     return False
 
 

@@ -40,7 +40,7 @@ def _space_glued_sentence(match: re.Match[str]) -> str:
     before = match.string[match.start() - 1]
     following = match.string[match.end() : match.end() + 2]
     # "pictures.North", "Buñuel.Óscar"; not initials ("U.S.") or abbreviations before a capital.
-    glued = following[0].isupper() and following[1].islower() and (before.islower() or before in ")\"”’'")
+    glued = following[0].isupper() and following[1].islower() and before.islower()
     return ". " if glued else "."
 
 
@@ -79,7 +79,7 @@ def split_sentences(text: str, limit: int) -> list[str]:
         following = text[match.end() :].lstrip()[:1]
         if following and not (following.isupper() or following.isdigit() or following in "\"“‘'"):
             continue
-        if depths[end] or text[end - 1 : end] == "." or text[end + 1 : end + 2] == ".":
+        if depths[end]:
             continue
         word = re.split(r"[\s(\"“]", text[start:end])[-1]
         if re.fullmatch(r"(?:[A-Z]\.)*[A-Z]", word) or word.casefold() in _ABBREVIATIONS:

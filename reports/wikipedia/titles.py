@@ -20,10 +20,7 @@ def clean_title(key: str) -> str | None:
     a key is still checked like any other, which is where those entries usually fail.
     """
     title = re.sub(r"\s+", " ", key.translate(INVISIBLE)).strip()
-    previous = None
-    while previous != title:
-        previous = title
-        title = _BANNERS.sub("", title).strip()
+    title = _BANNERS.sub("", title).strip()
     title = _DISAMBIGUATOR.sub("", title).strip()
     if not title or not re.search(r"[^\W_]", title):
         return None
