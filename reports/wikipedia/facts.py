@@ -6,7 +6,6 @@ import re
 
 from .definition import define
 from .text import YEAR, clean_text, rule_pattern, rule_words, split_sentences
-from .titles import primary_name
 
 
 def extract_year(text: str) -> int | None:
@@ -87,15 +86,13 @@ def extract_director(text: str) -> str | None:
     about the film itself ("The film was directed by ...") count. None when no director is named.
     """
     sentences = split_sentences(clean_text(text), limit=12)
-    definition = define(text)
-    subject = primary_name(definition.subject) if definition else ""
     for index, sentence in enumerate(sentences):
         for match in _DIRECTED_BY.finditer(sentence):
             before = sentence[: match.start()]
             if _OTHER_FILM.search(before):
                 continue
             if index and (
-                not (_FILM_REFERENCE.search(before) or (subject and subject in before))
+                not _FILM_REFERENCE.search(before)
                 # "..., directed by" after another title is an aside about that title, unless it
                 # continues a passive list about the film ("The film was written by X, directed by Y").
                 or (re.search(r",\s*(?:also\s+)?$", before) and not _PASSIVE_LIST.search(before))
@@ -145,12 +142,12 @@ def _parse_names(rest: str) -> str | None:
                 break
             current = []
             index = close + 1
-            if not re.search(r"\)[\"”]?$", tokens[close]) or after != "and":
+            if after != "and":
                 break
             continue
         word = raw.rstrip(',;:)]"”')
         ends_clause = word != raw
-        initial = re.fullmatch(r"(?:[A-Z]\.)+|Jr\.|Sr\.|St\.", word) is not None
+        initial = re.fullmatch(r"(?:[A-Z]\.)+", word) is not None
         if word.endswith(".") and not initial:
             word, ends_clause = word[:-1], True
         next_is_name = _is_name_word(following.rstrip(",;:.)"))
@@ -158,7 +155,7 @@ def _parse_names(rest: str) -> str | None:
             current.append(word)
         elif word in _PARTICLES and current and next_is_name:
             current.append(word)
-        elif word in {"and", "&"} and next_is_name and not ends_clause:
+        elif word in {"and", "&"} and next_is_name:
             if current:
                 names.append(current)
             current = []
@@ -166,13 +163,12 @@ def _parse_names(rest: str) -> str | None:
             continue
         else:
             break
-        if ends_clause or len(current) > 5:
+        if ends_clause:
             break
         index += 1
     if current:
         names.append(current)
-    names = [name for name in names if not all(re.fullmatch(r"(?:[A-Z]\.)+", w) for w in name)]
     # A lone surname ("also directed by Fleming") refers back to someone named elsewhere.
     if not names or len(names[-1]) < 2 or any(name[-1] in _COMPANY_WORDS for name in names):
         return None
-    return " and ".join(" ".join(name) for name in names[:3])
+    return " and ".join(" ".join(name) for name in names)
