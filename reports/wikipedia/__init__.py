@@ -19,8 +19,9 @@ Where each step lives, in the order ``load_films`` takes them:
 - ``text.py``: normalisation and sentence splitting shared by the above, and the words of the rules,
   which live in ``rules.toml`` so that tuning them is editing data.
 
-Pure Python on purpose: nothing from Django or the project is imported, so the parsing can be tested
-and reused on its own.
+tests/test_wikipedia.py pins the count of each verdict on the real file and many exact entries, so a change
+that moves a verdict fails there. Pure Python on purpose: nothing from Django or the project is imported, so
+the parsing can be tested and reused on its own.
 """
 
 from .entries import FilmEntry, Rejection, bundled_summaries_path, is_about_film, load_films

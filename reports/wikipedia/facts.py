@@ -78,12 +78,9 @@ _OTHER_ROLES = re.compile(rf"\b(?:{rule_pattern('directors', 'other_role_pattern
 
 
 def extract_director(text: str) -> str | None:
-    """The director named by "directed by X" (or "produced and directed by X", "a 1944 film by X").
+    """The director named by "directed by X", "X directed the film" or "a 1944 film by X", else None.
 
-    Descriptions before the name are dropped ("directed by Inuit filmmaker Zacharias Kunuk"), two
-    directors are kept together ("Michael Powell and Emeric Pressburger"), and the name stops at the
-    next clause (", ", " and starring", " from ", "."). Only the first sentence and later sentences
-    about the film itself ("The film was directed by ...") count. None when no director is named.
+    Only the first sentence and later ones about the film itself ("The film was directed by ...") count.
     """
     sentences = split_sentences(clean_text(text), limit=12)
     for index, sentence in enumerate(sentences):
