@@ -96,12 +96,12 @@ class Message(models.Model):
         USER = "user", "User"
         ASSISTANT = "assistant", "Assistant"
 
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        STREAMING = "streaming", "Streaming"
-        COMPLETE = "complete", "Complete"
-        FAILED = "failed", "Failed"
-        STOPPED = "stopped", "Stopped"
+    class Status(models.TextChoices):  # labels: the names, capitalised
+        PENDING = "pending"
+        STREAMING = "streaming"
+        COMPLETE = "complete"
+        FAILED = "failed"
+        STOPPED = "stopped"
 
     OPEN = (Status.PENDING, Status.STREAMING)
     TERMINAL = (Status.COMPLETE, Status.FAILED, Status.STOPPED)
