@@ -118,6 +118,10 @@ def procfile_server(settings_dict: dict[str, Any], **env: str) -> Iterator[tuple
         PORT=str(port),
         WEB_CONCURRENCY="1",
         PATH=f"{Path(sys.executable).parent}:{environment.get('PATH', '')}",
+        # As in tests/settings.py: every test client is 127.0.0.1, so no limit a test does not set itself.
+        RATE_LIMIT_REQUESTS="10000",
+        RATE_LIMIT_IP_REQUESTS="10000",
+        RATE_LIMIT_IP_NEW_SESSIONS="10000",
     )
     environment.update(env)
     server = subprocess.Popen(  # the Procfile's own command line, exec'd so that the server is this process
