@@ -2,8 +2,8 @@
 
 Questions go through onnxruntime (`reports.encoder`, no torch: the web process never imports it) unless
 `EMBEDDING_QUERY_RUNTIME=torch`; batches (imports) go through torch. Query vectors sit in an LRU cache keyed by the
-normalised text; `cache_stats()` shows its hit rate. Vectors are float32 and L2-normalised, so cosine distance and
-inner product rank alike, whatever dtype or runtime the model ran in.
+normalised text; `get_embedder().cache.stats()` shows its hit rate. Vectors are float32 and L2-normalised, so cosine
+distance and inner product rank alike, whatever dtype or runtime the model ran in.
 
 The model runs under bfloat16 autocast where the CPU computes bfloat16 natively (AVX512-BF16 or AMX; elsewhere it
 is emulated and slower than float32): measured on 2 cores, 2.4x the sections per second and a fifth off a query,
@@ -299,7 +299,3 @@ def embed_texts(texts: Iterable[str], *, batch_size: int | None = None, threads:
         batch_size=batch_size or settings.EMBEDDING_BATCH_SIZE,
         threads=threads or settings.EMBEDDING_BATCH_THREADS,
     )
-
-
-def cache_stats() -> CacheStats:
-    return get_embedder().cache.stats()
