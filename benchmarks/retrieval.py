@@ -315,13 +315,12 @@ def hnsw_used(query: str, vector: np.ndarray) -> bool:
     from django.conf import settings
     from django.db import connection, transaction
 
-    from reports.search import HYBRID_SQL, configure_cross_film_search, hybrid_params
+    from reports.search import HYBRID_SQL, configure_cross_film_search, explain, hybrid_params
 
     params = hybrid_params(vector=vector, text=query)
     with transaction.atomic(), connection.cursor() as cursor:
         configure_cross_film_search(cursor, settings.HNSW_EF_SEARCH)
-        cursor.execute("EXPLAIN " + HYBRID_SQL, params)
-        return any(HNSW_INDEX in row[0] for row in cursor.fetchall())
+        return any(HNSW_INDEX in line for line in explain(cursor, HYBRID_SQL, params))
 
 
 def corpora_to_build(

@@ -142,6 +142,14 @@ else:
         "EMBEDDED_DATA_DIR": str(DATA_DIR),
     }
 default_db.setdefault("OPTIONS", {})
+if env_bool("DB_PREPARED_STATEMENTS", default=True):
+    # The retrieval statements (reports/search.py, run_prepared) take longer to plan than to run: they are prepared
+    # once per connection, with a generic plan (the planner would otherwise re-plan them at every run, as their cost
+    # varies with the question). Django's own queries bind on the client and are never prepared. Off behind a
+    # connection pooler that cannot keep prepared statements (PgBouncer before 1.21 in transaction mode).
+    default_db["OPTIONS"].setdefault("prepare_threshold", 5)
+    startup = default_db["OPTIONS"].get("options", "")
+    default_db["OPTIONS"]["options"] = f"{startup} -c plan_cache_mode=force_generic_plan".strip()
 if DB_POOL:
     # psycopg's pool: a connection is borrowed per request and returned, instead of a new connect per request.
     default_db["OPTIONS"]["pool"] = {"min_size": DB_POOL_MIN, "max_size": DB_POOL_MAX, "timeout": 10}

@@ -19,6 +19,7 @@ from reports.search import (
     search_movie,
     vector_literal,
 )
+from reports.search import explain as search_explain
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,8 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def explain(sql: str, params: dict) -> str:
     with connection.cursor() as cursor:
         configure_cross_film_search(cursor, 64)
-        cursor.execute("EXPLAIN " + sql, params)
-        return "\n".join(row[0] for row in cursor.fetchall())
+        return "\n".join(search_explain(cursor, sql, params))
 
 
 def test_per_film_search_ranks_that_films_sections(sample_movies):
@@ -85,6 +85,20 @@ def test_the_cross_film_query_uses_the_hnsw_index_on_a_small_table_too(sample_mo
     params = hybrid_params(vector=MovieSection.objects.first().embedding, text="war")
     assert MovieSection.objects.count() < 100
     assert "Index Scan using section_embedding_hnsw on reports_moviesection" in explain(HYBRID_SQL, params)
+
+
+def test_the_search_statements_are_planned_once_per_connection(sample_movies):
+    search_all(query="a detective afraid of heights")
+    search_all(query="an aging couple visits their children in Tokyo")
+    search_movie(movie_id=sample_movies["Vertigo (film)"].pk, query="who directed it")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT position('vector_hits' in statement) > 0, generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE %s ORDER BY 1",
+            ["%terms AS MATERIALIZED%"],
+        )
+        # The film statement (twice across films, once per film) and the hybrid one (twice), on generic plans.
+        assert cursor.fetchall() == [(False, 3, 0), (True, 2, 0)]
 
 
 def test_the_hnsw_index_is_built_with_the_seeds_parameters(db):

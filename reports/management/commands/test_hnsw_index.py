@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection, transaction
 
 from reports.embeddings import embed_query, get_embedder
-from reports.search import HYBRID_SQL, configure_cross_film_search, hybrid_params
+from reports.search import HYBRID_SQL, configure_cross_film_search, explain, hybrid_params, run_prepared
 
 INDEX_NAME = "section_embedding_hnsw"
 TABLE = "reports_moviesection"
@@ -41,15 +41,12 @@ class Command(BaseCommand):
             configure_cross_film_search(cursor, options["ef_search"])
             cursor.execute("SHOW hnsw.ef_search")
             ef_search = int(cursor.fetchone()[0])
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + HYBRID_SQL, params)
-            plan = _as_json(cursor.fetchone()[0])[0]
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + HYBRID_SQL, params)
-            plan_text = [row[0] for row in cursor.fetchall()]
+            plan = _as_json(explain(cursor, HYBRID_SQL, params, "ANALYZE, BUFFERS, FORMAT JSON")[0])[0]
+            plan_text = explain(cursor, HYBRID_SQL, params, "ANALYZE, BUFFERS")
             timings = []
             for _ in range(max(options["runs"], 1)):
                 run_started = time.perf_counter()
-                cursor.execute(HYBRID_SQL, params)
-                cursor.fetchall()
+                run_prepared(HYBRID_SQL, params)
                 timings.append((time.perf_counter() - run_started) * 1000)
 
         index_used = any(node.get("Index Name") == INDEX_NAME for node in _nodes(plan["Plan"]))
