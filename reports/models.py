@@ -1,5 +1,6 @@
 import hashlib
 
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
@@ -38,6 +39,17 @@ class Movie(models.Model):
     source_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The title's lexemes (English stemming and stop words, as the sections' search_vector): how retrieval finds the
+    # films whose every title word a question holds (reports.search.TITLE_CTE), without parsing titles per query.
+    title_lexemes = models.GeneratedField(
+        expression=models.Func(
+            models.F("title"),
+            function="tsvector_to_array",
+            template="tsvector_to_array(to_tsvector('english'::regconfig, %(expressions)s))",
+        ),
+        output_field=ArrayField(models.TextField()),
+        db_persist=True,
+    )
 
     class Meta:
         ordering = ["title"]
@@ -45,6 +57,7 @@ class Movie(models.Model):
             models.Index(fields=["year"]),
             # Typo-tolerant title search (trigram similarity, and ILIKE for substrings) reads this index.
             GinIndex(fields=["title"], name="movie_title_trgm", opclasses=["gin_trgm_ops"]),
+            GinIndex(fields=["title_lexemes"], name="movie_title_lexemes"),
         ]
 
     def __str__(self) -> str:

@@ -175,14 +175,12 @@ lexical_films AS (
 
 TITLE_CTE = """
 -- Films the question names: every word of the title (stemmed, stop words aside) is among the question's. The GIN
--- index finds the titles with any of them; the containment keeps those it names whole ("the eye of the Moon" does
--- not name every film with "Moon" in its title).
+-- index on the titles' lexemes finds the titles with any of them; the containment keeps those it names whole ("the
+-- eye of the Moon" does not name every film with "Moon" in its title).
 title_films AS (
     SELECT m.id AS movie_id
     FROM reports_movie m CROSS JOIN lexemes
-    WHERE to_tsvector('english', m.title) @@ (
-        SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery FROM unnest(lexemes.asked_lexemes) lexeme
-    ) AND tsvector_to_array(to_tsvector('english', m.title)) <@ lexemes.asked_lexemes
+    WHERE m.title_lexemes && lexemes.asked_lexemes AND m.title_lexemes <@ lexemes.asked_lexemes
 )"""
 
 # The films a question names, alone (tests).
