@@ -11,15 +11,19 @@ from django.http import HttpRequest
 
 from chat.models import RateCounter
 
+# Every key of a request counted in one statement, in the order of the keys (so two requests that share keys lock
+# their rows in the same order).
 _UPSERT = f"""
 INSERT INTO {RateCounter._meta.db_table} (key, window_start, window_end, count)
-VALUES (%(key)s, %(window)s, %(window_end)s, 1)
+SELECT key, window_start, window_end, 1
+FROM unnest(%(keys)s::text[], %(starts)s::timestamptz[], %(ends)s::timestamptz[]) AS k(key, window_start, window_end)
+ORDER BY key
 ON CONFLICT (key) DO UPDATE SET
     count = CASE WHEN {RateCounter._meta.db_table}.window_start = EXCLUDED.window_start
                  THEN {RateCounter._meta.db_table}.count + 1 ELSE 1 END,
     window_start = EXCLUDED.window_start,
     window_end = EXCLUDED.window_end
-RETURNING count
+RETURNING key, count
 """  # noqa: S608 (constant: the table name comes from the model)
 
 
@@ -43,27 +47,27 @@ def _refused(limit: Limit, window_start: float, now: float) -> Verdict:
     return Verdict(False, max(1, math.ceil(window_start + limit.seconds - now)))
 
 
-def hit(key: str, limit: Limit, *, now: float | None = None) -> Verdict:
-    """Count one request for `key`; refuse it when the window already holds `limit.requests`."""
-    now = time.time() if now is None else now
-    window_start = _window_start(limit, now)
-    window = {
-        "key": key,
-        "window": datetime.fromtimestamp(window_start, tz=UTC),
-        "window_end": datetime.fromtimestamp(window_start + limit.seconds, tz=UTC),
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(_UPSERT, window)
-        (count,) = cursor.fetchone()
-    if count <= limit.requests:
-        return Verdict(True, 0)
-    return _refused(limit, window_start, now)
-
-
 def check_all(keys_and_limits: list[tuple[str, Limit]], *, now: float | None = None) -> Verdict:
-    """Every key is counted; the request passes only when all of them allow it (the longest wait wins)."""
-    verdicts = [hit(key, limit, now=now) for key, limit in keys_and_limits]
-    return _longest_wait(verdicts)
+    """Count one request for every key (distinct keys); it passes only when no key's window already held its
+    `limit.requests` (the longest wait wins)."""
+    now = time.time() if now is None else now
+    limits = dict(keys_and_limits)
+    if len(limits) != len(keys_and_limits):
+        raise ValueError("each key may be counted once per request")
+    starts = {key: _window_start(limit, now) for key, limit in limits.items()}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _UPSERT,
+            {
+                "keys": list(limits),
+                "starts": [datetime.fromtimestamp(starts[key], tz=UTC) for key in limits],
+                "ends": [datetime.fromtimestamp(starts[key] + limits[key].seconds, tz=UTC) for key in limits],
+            },
+        )
+        counts = dict(cursor.fetchall())
+    return _longest_wait(
+        [_refused(limit, starts[key], now) for key, limit in limits.items() if counts[key] > limit.requests]
+    )
 
 
 def peek_all(keys_and_limits: list[tuple[str, Limit]], *, now: float | None = None) -> Verdict:

@@ -121,7 +121,10 @@ class OnnxEncoder:
     """Questions in, float32 L2-normalised 384-d vectors out; thread-safe (onnxruntime sessions and a tokenizer
     that is only read may be shared by threads)."""
 
-    def __init__(self, path: Path, *, threads: int, max_tokens: int) -> None:
+    def __init__(self, path: Path, *, threads: int, max_tokens: int, one_at_a_time: bool = False) -> None:
+        # int8: the activations are quantised with one scale per input, so a question's vector would depend on the
+        # other questions of its batch (cosine 0.993 measured); encoded alone, it is always the same.
+        self.one_at_a_time = one_at_a_time
         os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         import onnxruntime
@@ -142,6 +145,11 @@ class OnnxEncoder:
         self.tokenizer = tokenizer
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if self.one_at_a_time and len(texts) > 1:
+            return np.vstack([self._encode([text]) for text in texts])
+        return self._encode(texts)
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
         encodings = self.tokenizer.encode_batch(list(texts))
         width = max(len(encoding.ids) for encoding in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
@@ -163,6 +171,6 @@ def load(directory: Path, *, threads: int, max_tokens: int, precision: str = "fl
         raise ValueError(f"Unknown precision {precision!r}: expected one of {', '.join(MODEL_FILES)}")
     path = ensure_exported(directory, precision)
     try:
-        return OnnxEncoder(path, threads=threads, max_tokens=max_tokens)
+        return OnnxEncoder(path, threads=threads, max_tokens=max_tokens, one_at_a_time=precision == "int8")
     except ImportError as exc:
         raise EncoderUnavailable(f"onnxruntime is not installed: {exc}") from exc

@@ -106,8 +106,9 @@ def test_int8_question_vectors_stay_close_to_float32s_and_find_the_same_films(ex
     assert films[0] == films[1]
 
 
-def test_a_batch_of_questions_of_different_lengths_equals_each_one_alone(exported):
-    onnx = encoder.load(exported, threads=1, max_tokens=256)
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_a_batch_of_questions_of_different_lengths_equals_each_one_alone(exported, precision):
+    onnx = encoder.load(exported, threads=1, max_tokens=256, precision=precision)
     questions = ["who directed vertigo?", "the silent film where a rocket lands in the eye of the moon", "duck soup"]
     together = onnx.encode(questions)
     for row, question in enumerate(questions):

@@ -5,9 +5,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import httpx
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from chat.models import Message
+from chat import ratelimit
+from chat.models import Message, RateCounter
 from tests.live import read_stream
 from tests.test_chat import ask, committed, message_of
 
@@ -79,3 +83,25 @@ def test_opening_an_answer_after_it_expired_shows_that_it_expired(web, settings)
         "retry_after": None,
     }
     assert message_of(old).status == "failed"
+
+
+def test_every_key_of_a_request_is_counted_in_one_statement_and_the_longest_wait_wins(db):
+    short, long = ratelimit.Limit(2, 60), ratelimit.Limit(3, 3600)
+    now = 7200.0 + 30  # 30 s into a 60-second window and into an hour's window
+    keys = [("ip:192.0.2.1", long), ("session:abc", short)]
+    with CaptureQueriesContext(connection) as queries:
+        verdicts = [ratelimit.check_all(keys, now=now) for _ in range(4)]
+    assert len(queries) == 4
+    # The session's window refuses the third (30 s left), the IP's the fourth (3,570 s left, the longer wait).
+    assert verdicts == [
+        ratelimit.Verdict(True, 0),
+        ratelimit.Verdict(True, 0),
+        ratelimit.Verdict(False, 30),
+        ratelimit.Verdict(False, 3570),
+    ]
+    assert dict(RateCounter.objects.values_list("key", "count")) == {"ip:192.0.2.1": 4, "session:abc": 4}
+    # A new window starts the count again.
+    assert ratelimit.check_all([("session:abc", short)], now=now + 60) == ratelimit.Verdict(True, 0)
+    assert RateCounter.objects.get(key="session:abc").count == 1
+    with pytest.raises(ValueError, match="each key may be counted once per request"):
+        ratelimit.check_all([("ip:192.0.2.1", long), ("ip:192.0.2.1", short)], now=now)
