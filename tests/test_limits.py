@@ -86,6 +86,7 @@ def test_opening_an_answer_after_it_expired_shows_that_it_expired(web, settings)
 
 
 def test_every_key_of_a_request_is_counted_in_one_statement_and_the_longest_wait_wins(db):
+    # Keys no other test uses (the live server's tests leave their own counters behind).
     short, long = ratelimit.Limit(2, 60), ratelimit.Limit(3, 3600)
     now = 7200.0 + 30  # 30 s into a 60-second window and into an hour's window
     keys = [("ip:192.0.2.1", long), ("session:abc", short)]
@@ -99,7 +100,8 @@ def test_every_key_of_a_request_is_counted_in_one_statement_and_the_longest_wait
         ratelimit.Verdict(False, 30),
         ratelimit.Verdict(False, 3570),
     ]
-    assert dict(RateCounter.objects.values_list("key", "count")) == {"ip:192.0.2.1": 4, "session:abc": 4}
+    counted = RateCounter.objects.filter(key__in=["ip:192.0.2.1", "session:abc"])
+    assert dict(counted.values_list("key", "count")) == {"ip:192.0.2.1": 4, "session:abc": 4}
     # A new window starts the count again.
     assert ratelimit.check_all([("session:abc", short)], now=now + 60) == ratelimit.Verdict(True, 0)
     assert RateCounter.objects.get(key="session:abc").count == 1
