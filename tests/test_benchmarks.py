@@ -98,5 +98,5 @@ def test_the_report_is_rebuilt_from_the_committed_results(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     table = (tmp_path / "results.md").read_text()
     assert "| target | goal | measured | |" in table
-    assert "| 1,000 concurrent streams: errors | 0 | 0 | met |" in table
+    assert "| 500 concurrent streams: errors | 0 | 0 | met |" in table
     assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
