@@ -14,7 +14,7 @@ bench/retrieval.json, "corpora" holds the real and isotropic corpora and "realis
 
 Every timing goes through the app's code: the query embedder (`measure`'s `embedder`: the app's `get_embedder()`
 here; another implementation of `QueryEmbedder` can be measured beside it), `search_movie` (FILM_SQL) and
-`search_all` (HYBRID_SQL with `configure_cross_film_search`). Recall@10 compares the HNSW nearest neighbours
+`search_all` (LEXICAL_EVIDENCE_SQL and VECTOR_FILMS_SQL). Recall@10 compares the HNSW nearest neighbours
 (VECTOR_SQL, LIMIT 10) with an exact scan of the same query (`enable_indexscan` off): `recall_at_10` over the 50
 cross-film questions, and `recall_at_10_all` over those plus `--recall-queries` questions about named films ("Who
 directed Vertigo?"), whose exact neighbours come from numpy on the same vectors (checked against the exact scan:
@@ -126,18 +126,23 @@ def measure(
     from django.conf import settings
     from django.db import connection, transaction
 
+    from reports.embeddings import embed_query_soon
     from reports.search import (
-        HYBRID_SQL,
-        LEXICAL_SQL,
+        LEXICAL_EVIDENCE_SQL,
+        VECTOR_CANDIDATES,
+        VECTOR_FILMS_SQL,
         VECTOR_SQL,
         candidates,
         choose_sections,
         configure_cross_film_search,
-        hybrid_params,
+        lexical_evidence,
+        lexical_params,
         rank_films,
+        run_prepared,
         search_all,
         search_movie,
         vector_literal,
+        vector_params,
     )
 
     embed_query = embedder.embed_query
@@ -165,11 +170,17 @@ def measure(
         return set(ids[top].tolist()), float(np.sum(1.0 - similarities[top]))
 
     def exact_hybrid(query: str, vector: np.ndarray) -> float:
-        params = hybrid_params(vector=vector, text=query)
+        """The cross-film statements with the index switched off (planned at each run, not prepared)."""
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SELECT set_config('enable_indexscan', 'off', true)")
-            ms, _ = timed(lambda: (cursor.execute(HYBRID_SQL, params), cursor.fetchall()))
-            return ms
+
+            def both() -> None:
+                cursor.execute(LEXICAL_EVIDENCE_SQL, lexical_params(query))
+                films = [row[0] for row in cursor.fetchall() if row[2]]
+                cursor.execute(VECTOR_FILMS_SQL, vector_params(vector, films))
+                cursor.fetchall()
+
+            return timed(both)[0]
 
     # Warm up: the model, the buffers and the plans.
     for query in QUESTIONS[:10]:
@@ -186,8 +197,9 @@ def measure(
     ratio: dict[int, list[float]] = {ef: [] for ef in ef_values}
     extra_recall: dict[int, list[float]] = {ef: [] for ef in ef_values}
     exact_vector, exact_hybrid_ms, agreement = [], [], []
-    # The stages of the cross-film search, each alone: BM25's pass (the lexical CTEs), the HNSW scan (VECTOR_SQL),
-    # the whole candidate statement (HYBRID_SQL), and the fusion in Python.
+    # The stages of the cross-film search, each alone and prepared as the app runs them: the lexical statement
+    # (BM25's pass and the titles), the HNSW scan (VECTOR_SQL), both candidate statements (`candidates`), and the
+    # fusion in Python.
     lexical_stage, vector_stage, candidates_stage, fusion_stage = [], [], [], []
     index_used = hnsw_used(QUESTIONS[0], embed_query(QUESTIONS[0]))
     queries = [query for _ in range(rounds) for query in rng.sample(QUESTIONS, len(QUESTIONS))]
@@ -196,25 +208,25 @@ def measure(
         embed_cold.append(cold)
         embed_cached.append(cached)
 
-        params = hybrid_params(vector=vector, text=query)
-        with transaction.atomic(), connection.cursor() as cursor:
-            configure_cross_film_search(cursor, default_ef)
-            lexical_stage.append(timed(lambda p=params: (cursor.execute(LEXICAL_SQL, p), cursor.fetchall()))[0])
-            vector_stage.append(timed(lambda p=params: (cursor.execute(VECTOR_SQL, p), cursor.fetchall()))[0])
+        with transaction.atomic():
+            lexical_stage.append(timed(lambda q=query: lexical_evidence(q, default_ef))[0])
+            params = {"vector": vector_literal(vector), "candidates": VECTOR_CANDIDATES}  # as VECTOR_FILMS_SQL's
+            vector_stage.append(timed(lambda p=params: run_prepared(VECTOR_SQL, p))[0])
         ms, rows = timed(lambda q=query, v=vector: candidates(query=q, vector=v))
         candidates_stage.append(ms)
         fusion_stage.append(
             timed(lambda r=rows: choose_sections(rank_films(r), k=settings.RETRIEVAL_TOP_K, per_film=2))[0]
         )
 
-        # End to end: the question embedded (new, then cached) and searched, as search_all does with the app's.
+        # End to end, as the app searches: the question embedded (new, then cached) on a thread while the lexical
+        # statement runs.
         embedder.cache.clear()
-        cross_cold.append(timed(lambda q=query: search_all(query=q, vector=embed_query(q)))[0])
-        cross_cached.append(timed(lambda q=query: search_all(query=q, vector=embed_query(q)))[0])
+        cross_cold.append(timed(lambda q=query: search_all(query=q, vector=embed_query_soon(q, embedder)))[0])
+        cross_cached.append(timed(lambda q=query: search_all(query=q, vector=embed_query_soon(q, embedder)))[0])
         if compare is not None:
             compared_embed.append(time_embedding(compare, query)[0])
             compare.cache.clear()
-            compared_cross.append(timed(lambda q=query: search_all(query=q, vector=compare.embed_query(q)))[0])
+            compared_cross.append(timed(lambda q=query: search_all(query=q, vector=embed_query_soon(q, compare)))[0])
 
         film_query = FILM_QUESTIONS[number % len(FILM_QUESTIONS)]
         film_id = rng.choice(film_ids)
@@ -322,12 +334,11 @@ def hnsw_used(query: str, vector: np.ndarray) -> bool:
     from django.conf import settings
     from django.db import connection, transaction
 
-    from reports.search import HYBRID_SQL, configure_cross_film_search, explain, hybrid_params
+    from reports.search import VECTOR_FILMS_SQL, explain, lexical_evidence, vector_params
 
-    params = hybrid_params(vector=vector, text=query)
     with transaction.atomic(), connection.cursor() as cursor:
-        configure_cross_film_search(cursor, settings.HNSW_EF_SEARCH)
-        return any(HNSW_INDEX in line for line in explain(cursor, HYBRID_SQL, params))
+        params = vector_params(vector, lexical_evidence(query, settings.HNSW_EF_SEARCH).films)
+        return any(HNSW_INDEX in line for line in explain(cursor, VECTOR_FILMS_SQL, params))
 
 
 def corpora_to_build(

@@ -27,7 +27,7 @@ from llm import LLMConfig, LLMError, StreamResult, complete_chat, config_from_se
 from reports.batching import embed_query_async
 from reports.embeddings import normalize_query
 from reports.models import text_hash
-from reports.search import Hit, search_all, search_movie
+from reports.search import Hit, Vector, search_all, search_movie
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,8 @@ INTERNAL_ERROR = TurnError("internal_error", "Something went wrong while answeri
 
 @dataclass(frozen=True)
 class Sources:
-    """The sections retrieved for the answer, and how long the question's embedding and the search took."""
+    """The sections retrieved for the answer; `embed_ms` until the question's vector was ready, `search_ms` the
+    rest of the search (across films its lexical statement runs while the question is embedded)."""
 
     hits: tuple[Hit, ...]
     embed_ms: float
@@ -134,10 +135,14 @@ async def _answer(turn: Turn, opened: float) -> AsyncIterator[Event]:
     config = config_from_settings(settings)  # None: the offline answerer
     query = await _search_query(turn, config)
     started = time.perf_counter()
-    vector = await embed_query_async(query)
-    embed_ms = _ms(started)
+    # The question is embedded while the search starts: across films, its lexical statement needs no vector.
+    vector = asyncio.run_coroutine_threadsafe(embed_query_async(query), asyncio.get_running_loop())
+    embedded: list[float] = []
+    vector.add_done_callback(lambda _: embedded.append(_ms(started)))
     hits, cached = await db(functools.partial(_retrieve, turn, query, vector, config))
-    yield Sources(tuple(hits), embed_ms=embed_ms, search_ms=round(_ms(started) - embed_ms, 2))
+    total_ms = _ms(started)
+    embed_ms = embedded[0] if embedded else total_ms
+    yield Sources(tuple(hits), embed_ms=embed_ms, search_ms=round(total_ms - embed_ms, 2))
     if cached:
         yield Answering(cached["provider"], cached["model"], cached=True)
         yield Text(cached["content"])
@@ -193,7 +198,7 @@ async def _search_query(turn: Turn, config: LLMConfig | None) -> str:
     return condensing.condense_heuristic(question=turn.question, history=turn.history, film_title=turn.movie_title)
 
 
-def _retrieve(turn: Turn, query: str, vector: Any, config: LLMConfig | None) -> tuple[list[Hit], Any]:
+def _retrieve(turn: Turn, query: str, vector: Vector, config: LLMConfig | None) -> tuple[list[Hit], Any]:
     """The sections for the question, and the cached answer to it given them (None when there is none)."""
     if turn.movie_id is not None:
         hits = search_movie(movie_id=turn.movie_id, query=query, vector=vector).hits

@@ -18,6 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -298,6 +299,24 @@ def get_embedder() -> Embedder:
 
 def embed_query(text: str) -> np.ndarray:
     return get_embedder().embed_query(text)
+
+
+def embed_query_soon(text: str, embedder: Embedder | None = None) -> Future[np.ndarray]:
+    """The question's vector, embedded on a thread of its own while the caller goes on (a cached one at once): the
+    cross-film search runs its lexical statement meanwhile. The async chat path has its own (`reports.batching`).
+    `embedder`: another than the app's (benchmarks)."""
+    embedder = embedder or get_embedder()
+    vector = embedder.cache.get(normalize_query(text))
+    if vector is not None:
+        done: Future[np.ndarray] = Future()
+        done.set_result(vector)
+        return done
+    return _soon_executor().submit(embedder.embed_query, text)
+
+
+@cache
+def _soon_executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(1, thread_name_prefix="embed-soon")
 
 
 def embed_texts(texts: Iterable[str], *, batch_size: int | None = None, threads: int | None = None) -> np.ndarray:

@@ -4,8 +4,9 @@
   question and BM25 together. The HNSW index would filter after its scan and could return fewer than k rows, so this
   query keeps the planner away from it.
 - Across films: a question there is usually about *which* film, so films are ranked first, each on the evidence of
-  all its sections, then the answer gets the best sections of the top films. One SQL statement (HYBRID_SQL) gathers
-  the candidate films and their evidence:
+  all its sections, then the answer gets the best sections of the top films. Two SQL statements gather the
+  candidate films and their evidence; the first (LEXICAL_EVIDENCE_SQL) needs only the question's text, so it runs
+  while the question is embedded, the second (VECTOR_FILMS_SQL) has the vector:
   - lexical: BM25 over the question's lexemes (English stemming and stop words, as `search_vector`), OR, each
     weighted by its rarity; the postings of the rarer ones are read from `reports_posting`, an inverted list kept
     with `reports_lexeme` and `reports_corpus` by triggers (migration 0004); a word the corpus never uses is
@@ -14,7 +15,7 @@
   - title: films whose title words the question names;
   each film with its best section's similarity and its BM25. The fusion (`rank_films`, in Python) weighs the two by
   constants chosen on the tuning half of `eval/questions.jsonl` (`python manage.py evaluate_answers --tune`). A
-  second statement (FILM_SQL) scores every section of the first films, as it does a film page's sections.
+  third statement (FILM_SQL) scores every section of the first films, as it does a film page's sections.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,7 +33,10 @@ import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 
-from reports.embeddings import embed_query
+from reports.embeddings import embed_query, embed_query_soon
+
+# A question's vector, or its future (being embedded while the lexical statement runs).
+Vector = np.ndarray | Future[np.ndarray]
 
 # BM25's term-frequency saturation and length normalisation (Robertson's defaults; the tuning half moved neither
 # enough to matter).
@@ -105,27 +110,7 @@ lexemes AS MATERIALIZED (
     FROM terms
 )"""  # noqa: S608 (constant SQL)
 
-# BM25 weight of each question lexeme in each section of `source` (a relation with id, movie_id, search_vector and
-# doc_length, the vector's length: read once per section, as each call detoasts the vector anew).
-# `setweight` marks the question's lexemes 'D' (the index only has 'A' headings and 'B' text), `ts_filter` keeps
-# them: the positions left are the term frequencies.
-_WEIGHTS = """
-    SELECT src.id, src.movie_id, t.lexeme,
-           t.idf * tf * ({k1} + 1)
-           / (tf + {k1} * (1 - {b} + {b} * src.doc_length / t.mean_length)) AS weight
-    FROM {source} src
-    CROSS JOIN lexemes
-    CROSS JOIN LATERAL unnest(ts_filter(setweight(src.search_vector, 'D', lexemes.all_lexemes), '{{d}}')) AS u
-    JOIN terms t ON t.lexeme = u.lexeme
-    CROSS JOIN LATERAL cardinality(u.positions) AS tf
-"""
-
-
-def _weights(source: str) -> str:
-    return _WEIGHTS.format(source=source, k1=BM25_K1, b=BM25_B)
-
-
-# The vector part alone: what `test_hnsw_index` explains, and the first CTE of HYBRID_SQL.
+# The vector part alone (the benchmark's HNSW stage and recall), and the first CTE of VECTOR_FILMS_SQL.
 _NEAREST = """
 SELECT id, movie_id, embedding <=> {vector} AS distance
 FROM reports_moviesection
@@ -190,54 +175,60 @@ WITH {TERMS_SQL},
 SELECT movie_id FROM title_films ORDER BY movie_id
 """  # noqa: S608 (constant SQL)
 
-# BM25 alone, film by film: what the benchmark times as the lexical stage.
-LEXICAL_SQL = f"""
+# The cross-film search's first statement, which needs only the question's text, so it runs while the question is
+# embedded: BM25 of each film the lexical pass reaches, and whether the film is a candidate (among the first by BM25,
+# or named by the question).
+LEXICAL_EVIDENCE_SQL = f"""
 WITH {TERMS_SQL},
-{LEXICAL_CTES}
-SELECT movie_id FROM lexical_films
-"""  # noqa: S608 (constant SQL)
-
-HYBRID_SQL = f"""
-WITH {TERMS_SQL},
-{ASKED_VECTOR_CTE},
-vector_hits AS MATERIALIZED ({_NEAREST.format(vector=_ASKED)}),
 {LEXICAL_CTES},
-{TITLE_CTE},
--- A film found by the vector has its best section among the nearest (the HNSW list is the nearest sections of all);
--- a film found only by its words or its title gets the exact similarity of its best section.
-vector_films AS (
+{TITLE_CTE}
+SELECT movie_id, coalesce(l.lexical, 0),
+       t.movie_id IS NOT NULL OR movie_id IN (SELECT movie_id FROM lexical_films)
+FROM film_lexical l FULL JOIN title_films t USING (movie_id)
+"""  # noqa: S608 (constant SQL: built from the constants above)
+
+# The second, with the question's vector: the films of the nearest sections (HNSW) and the exact similarity of the
+# other candidates (%(films)s). A film found by the vector has its best section among the nearest (the HNSW list is
+# the nearest sections of all); a film found only by its words or its title gets its best section's.
+VECTOR_FILMS_SQL = f"""
+WITH {ASKED_VECTOR_CTE},
+vector_hits AS MATERIALIZED ({_NEAREST.format(vector=_ASKED)}),
+vector_films AS MATERIALIZED (
     SELECT movie_id, max(1 - distance) AS similarity FROM vector_hits GROUP BY movie_id
 ),
 other_films AS (
     SELECT s.movie_id, max(1 - (s.embedding <=> {_ASKED})) AS similarity
     FROM reports_moviesection s
-    WHERE s.movie_id IN (
-        SELECT movie_id FROM lexical_films UNION SELECT movie_id FROM title_films
-        EXCEPT SELECT movie_id FROM vector_films
-    ) AND s.embedding IS NOT NULL
+    WHERE s.movie_id = ANY(%(films)s::bigint[]) AND s.embedding IS NOT NULL
+      AND s.movie_id NOT IN (SELECT movie_id FROM vector_films)
     GROUP BY s.movie_id
 )
-SELECT f.movie_id, f.similarity, coalesce(l.lexical, 0)
-FROM (SELECT * FROM vector_films UNION ALL SELECT * FROM other_films) f
-LEFT JOIN film_lexical l ON l.movie_id = f.movie_id
+SELECT movie_id, similarity FROM vector_films
+UNION ALL
+SELECT movie_id, similarity FROM other_films
 """  # noqa: S608 (constant SQL: built from the constants above)
 
-# Every section of the given films, with its similarity and its BM25 over all the question's lexemes (from its own
-# search_vector: a few sections, so no need of the postings).
+# Every section of the given films, with its similarity and its BM25 over all the question's lexemes (their
+# postings in these sections, found by the primary key: lexeme, section).
 FILM_SQL = f"""
 WITH {TERMS_SQL},
 {ASKED_VECTOR_CTE},
 film_sections AS MATERIALIZED (
-    SELECT id, movie_id, search_vector, length(search_vector) AS doc_length, embedding <=> {_ASKED} AS distance
+    SELECT id, embedding <=> {_ASKED} AS distance
     FROM reports_moviesection
     WHERE movie_id = ANY(%(movie_ids)s) AND embedding IS NOT NULL
 ),
-section_weights AS ({_weights("film_sections")})
+section_lexical AS (
+    SELECT p.section_id AS id, sum({_POSTING_WEIGHT}) AS lexical
+    FROM terms t
+    JOIN reports_posting p ON p.lexeme = t.lexeme AND p.section_id = ANY(ARRAY(SELECT id FROM film_sections))
+    GROUP BY p.section_id
+)
 SELECT {_SECTION_COLUMNS}, 1 - f.distance AS similarity, coalesce(w.lexical, 0) AS lexical
 FROM film_sections f
 JOIN reports_moviesection s ON s.id = f.id
 JOIN reports_movie m ON m.id = s.movie_id
-LEFT JOIN (SELECT id, sum(weight) AS lexical FROM section_weights GROUP BY id) w ON w.id = f.id
+LEFT JOIN section_lexical w ON w.id = f.id
 """  # noqa: S608 (constant SQL: built from the constants above)
 
 
@@ -302,15 +293,21 @@ def vector_literal(vector: np.ndarray | Sequence[float]) -> str:
     return "[" + ",".join(f"{float(value):.7g}" for value in vector) + "]"
 
 
-def hybrid_params(*, vector: np.ndarray | Sequence[float], text: str) -> dict[str, Any]:
-    return {
-        "vector": vector_literal(vector),
-        "text": text,
-        "candidates": VECTOR_CANDIDATES,
-        "postings": LEXICAL_POSTINGS,
-        "common": LEXICAL_COMMON,
-        "lexical_films": LEXICAL_FILMS,
-    }
+def lexical_params(text: str) -> dict[str, Any]:
+    """The parameters of LEXICAL_EVIDENCE_SQL."""
+    return {"text": text, "postings": LEXICAL_POSTINGS, "common": LEXICAL_COMMON, "lexical_films": LEXICAL_FILMS}
+
+
+def vector_params(vector: np.ndarray | Sequence[float], films: Sequence[int] = ()) -> dict[str, Any]:
+    """The parameters of VECTOR_FILMS_SQL: the question's vector and the other candidate films."""
+    return {"vector": vector_literal(vector), "candidates": VECTOR_CANDIDATES, "films": list(films)}
+
+
+# What the cross-film statements need until the end of the transaction; see `configure_cross_film_search`.
+CONFIGURE_SQL = (
+    "SELECT set_config('hnsw.ef_search', %(ef_search)s, true), set_config('enable_seqscan', 'off', true), "
+    "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+)
 
 
 def configure_cross_film_search(cursor: Any, ef_search: int) -> None:
@@ -321,11 +318,7 @@ def configure_cross_film_search(cursor: Any, ef_search: int) -> None:
 
     `hnsw.iterative_scan`: when the entries the scan finds are rows deleted since the last vacuum (after a re-import,
     or rolled back), the scan goes on past `ef_search` rather than return fewer sections, or none."""
-    cursor.execute(
-        "SELECT set_config('hnsw.ef_search', %s, true), set_config('enable_seqscan', 'off', true), "
-        "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-        [str(int(ef_search))],
-    )
+    cursor.execute(CONFIGURE_SQL, {"ef_search": str(int(ef_search))})
 
 
 def run_prepared(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -337,10 +330,26 @@ def run_prepared(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     at every run, since their estimated cost varies with the question). Django's cursors bind parameters on the
     client, which cannot prepare, so this uses a server-side binding cursor of the same connection. With
     DB_PREPARED_STATEMENTS=0 the same statements are planned at each run."""
+    return run_pipelined([(sql, params)])[-1]
+
+
+def run_pipelined(statements: Sequence[tuple[str, dict[str, Any]]]) -> list[list[tuple[Any, ...]]]:
+    """Run statements as `run_prepared` does, sent together (one round trip, not one each): the rows of each."""
     connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)
-        return cursor.fetchall()
+    raw = connection.connection
+    if len(statements) == 1:
+        with psycopg.Cursor(raw) as cursor:
+            cursor.execute(*statements[0], prepare=True)
+            return [cursor.fetchall()]
+    cursors = [psycopg.Cursor(raw) for _ in statements]
+    try:
+        with raw.pipeline():
+            for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                cursor.execute(sql, params, prepare=True)
+        return [cursor.fetchall() if cursor.description else [] for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
 
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
@@ -376,14 +385,14 @@ def search_movie(
     movie_id: int,
     query: str,
     k: int | None = None,
-    vector: np.ndarray | None = None,
+    vector: Vector | None = None,
     fusion: Fusion = FUSION,
 ) -> SearchResult:
     """The k sections of one film that best match `query`: exact, always min(k, sections with embeddings) rows.
-    `vector` is the query's embedding when the caller already has it."""
+    `vector` is the query's embedding (or its future) when the caller already has it."""
     k = k or settings.RETRIEVAL_TOP_K
     started = time.perf_counter()
-    vector = embed_query(query) if vector is None else vector
+    vector = _resolved(embed_query(query) if vector is None else vector)
     embedded = time.perf_counter()
     scored = _order_sections(_section_rows(query=query, vector=vector, movie_ids=[movie_id]), fusion)[:k]
     hits = [replace(row.hit, score=score) for score, row in scored]
@@ -396,19 +405,23 @@ def search_all(
     k: int | None = None,
     per_film: int | None = None,
     ef_search: int | None = None,
-    vector: np.ndarray | None = None,
+    vector: Vector | None = None,
     fusion: Fusion = FUSION,
 ) -> SearchResult:
     """Films ranked on all their evidence, then the best `per_film` sections of the first film and the best one of
-    each next film, `k` in all: the first films' best passages, one film per source after the first."""
+    each next film, `k` in all: the first films' best passages, one film per source after the first.
+
+    `vector`: the question's embedding, or a future of it; without it the question is embedded on a thread of its
+    own. Either way the lexical statement runs while the vector is on its way."""
     k = k or settings.RETRIEVAL_TOP_K
     per_film = per_film or settings.RETRIEVAL_PER_FILM
     started = time.perf_counter()
-    vector = embed_query(query) if vector is None else vector
-    embedded = time.perf_counter()
-    with transaction.atomic(), connection.cursor() as cursor:
-        configure_cross_film_search(cursor, ef_search or settings.HNSW_EF_SEARCH)
-        films = rank_films(_film_rows(query=query, vector=vector), fusion)
+    pending = embed_query_soon(query) if vector is None else vector
+    with transaction.atomic():
+        lexical = lexical_evidence(query, ef_search)
+        vector = _resolved(pending)
+        embedded = time.perf_counter()
+        films = rank_films(_candidates(lexical, vector), fusion)
         # The sections of the first films only: at most one film per source.
         top = films[:k]
         by_film = {film.movie_id: film for film in top}
@@ -431,9 +444,8 @@ def search_all(
 
 def candidates(*, query: str, vector: np.ndarray, ef_search: int | None = None) -> list[Candidate]:
     """The candidate films with their evidence, before fusion (what `search_all` ranks)."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        configure_cross_film_search(cursor, ef_search or settings.HNSW_EF_SEARCH)
-        return _film_rows(query=query, vector=vector)
+    with transaction.atomic():
+        return _candidates(lexical_evidence(query, ef_search), vector)
 
 
 def rank_films(rows: Sequence[Candidate], fusion: Fusion = FUSION) -> list[FilmScore]:
@@ -483,9 +495,29 @@ def _set_ranks(films: Sequence[FilmScore] | Any, score: str, rank: str) -> None:
         setattr(film, rank, position)
 
 
-def _film_rows(*, query: str, vector: np.ndarray) -> list[Candidate]:
-    rows = run_prepared(HYBRID_SQL, hybrid_params(vector=vector, text=query))
-    return [Candidate(movie_id=row[0], similarity=float(row[1]), lexical=float(row[2])) for row in rows]
+@dataclass(frozen=True)
+class LexicalEvidence:
+    """What LEXICAL_EVIDENCE_SQL found: the BM25 of each film it reached, and the candidates among them."""
+
+    scores: dict[int, float]
+    films: list[int]
+
+
+def lexical_evidence(query: str, ef_search: int | None) -> LexicalEvidence:
+    """The cross-film search configured (see `configure_cross_film_search`) and its lexical statement run, sent
+    together; in a transaction."""
+    configure = {"ef_search": str(ef_search or settings.HNSW_EF_SEARCH)}
+    _, rows = run_pipelined([(CONFIGURE_SQL, configure), (LEXICAL_EVIDENCE_SQL, lexical_params(query))])
+    return LexicalEvidence({row[0]: float(row[1]) for row in rows}, [row[0] for row in rows if row[2]])
+
+
+def _candidates(lexical: LexicalEvidence, vector: np.ndarray) -> list[Candidate]:
+    rows = run_prepared(VECTOR_FILMS_SQL, vector_params(vector, lexical.films))
+    return [Candidate(movie_id, float(similarity), lexical.scores.get(movie_id, 0.0)) for movie_id, similarity in rows]
+
+
+def _resolved(vector: Vector) -> np.ndarray:
+    return vector.result() if isinstance(vector, Future) else vector
 
 
 def _section_rows(*, query: str, vector: np.ndarray, movie_ids: list[int]) -> list[_SectionRow]:

@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import Future
 from io import StringIO
 from pathlib import Path
 
@@ -9,15 +10,16 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from reports.embeddings import embed_query, embed_query_soon, get_embedder
 from reports.models import MovieSection
 from reports.search import (
     FILM_SQL,
-    HYBRID_SQL,
+    VECTOR_FILMS_SQL,
     configure_cross_film_search,
-    hybrid_params,
     search_all,
     search_movie,
     vector_literal,
+    vector_params,
 )
 from reports.search import explain as search_explain
 
@@ -76,15 +78,15 @@ def test_full_text_hits_join_the_vector_hits(sample_movies):
 
 
 def test_the_cross_film_query_uses_the_hnsw_index_on_a_populated_table(populated):
-    params = hybrid_params(vector=MovieSection.objects.exclude(embedding=None).first().embedding, text="war")
-    plan = explain(HYBRID_SQL, params)
+    params = vector_params(MovieSection.objects.exclude(embedding=None).first().embedding, [1, 2])
+    plan = explain(VECTOR_FILMS_SQL, params)
     assert "Index Scan using section_embedding_hnsw on reports_moviesection" in plan
 
 
 def test_the_cross_film_query_uses_the_hnsw_index_on_a_small_table_too(sample_movies):
-    params = hybrid_params(vector=MovieSection.objects.first().embedding, text="war")
+    params = vector_params(MovieSection.objects.first().embedding)
     assert MovieSection.objects.count() < 100
-    assert "Index Scan using section_embedding_hnsw on reports_moviesection" in explain(HYBRID_SQL, params)
+    assert "Index Scan using section_embedding_hnsw on reports_moviesection" in explain(VECTOR_FILMS_SQL, params)
 
 
 def test_the_search_statements_are_planned_once_per_connection(sample_movies):
@@ -93,12 +95,15 @@ def test_the_search_statements_are_planned_once_per_connection(sample_movies):
     search_movie(movie_id=sample_movies["Vertigo (film)"].pk, query="who directed it")
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT position('vector_hits' in statement) > 0, generic_plans, custom_plans FROM pg_prepared_statements "
-            "WHERE statement LIKE %s ORDER BY 1",
-            ["%terms AS MATERIALIZED%"],
+            "SELECT CASE WHEN statement LIKE '%%set_config%%' THEN 'configure' "
+            "WHEN statement LIKE '%%lexical_films%%' THEN 'lexical' "
+            "WHEN statement LIKE '%%vector_hits%%' THEN 'vector' "
+            "WHEN statement LIKE '%%film_sections%%' THEN 'sections' END AS kind, generic_plans, custom_plans "
+            "FROM pg_prepared_statements ORDER BY kind"
         )
-        # The film statement (twice across films, once per film) and the hybrid one (twice), on generic plans.
-        assert cursor.fetchall() == [(False, 3, 0), (True, 2, 0)]
+        # Across films the configuration, the lexical and the vector statements (twice each) and the sections one
+        # (twice, and once per film), each prepared once, on generic plans.
+        assert cursor.fetchall() == [("configure", 2, 0), ("lexical", 2, 0), ("sections", 3, 0), ("vector", 2, 0)]
 
 
 def test_the_hnsw_index_is_built_with_the_seeds_parameters(db):
@@ -174,3 +179,52 @@ def test_the_seeds_shell_form_runs_the_same_command(sample_movies):
 def database_url_of_the_test_database() -> str:
     settings = connection.settings_dict
     return f"postgresql://postgres@/{settings['NAME']}?host={settings['HOST']}"
+
+
+def _runs() -> dict[str, int]:
+    """How many times each retrieval statement has run on this connection."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT CASE WHEN statement LIKE '%%lexical_films%%' THEN 'lexical' "
+            "WHEN statement LIKE '%%vector_hits%%' THEN 'vector' ELSE 'other' END AS kind, "
+            "sum(generic_plans + custom_plans) FROM pg_prepared_statements GROUP BY kind"
+        )
+        return {kind: int(runs) for kind, runs in cursor.fetchall()}
+
+
+class _ObservedVector(Future):
+    """A question's vector that notes, when the search asks for it, how often each statement had run."""
+
+    def __init__(self, vector) -> None:
+        super().__init__()
+        self.set_result(vector)
+        self.runs_then: dict[str, int] = {}
+
+    def result(self, timeout=None):
+        self.runs_then = self.runs_then or _runs()
+        return super().result(timeout)
+
+
+def test_the_lexical_statement_runs_before_the_vector_is_needed(sample_movies):
+    question = "a detective afraid of heights in San Francisco"
+    expected = search_all(query=question, vector=embed_query(question))
+    before = _runs()
+    observed = _ObservedVector(embed_query(question))
+    result = search_all(query=question, vector=observed)
+    after = _runs()
+    assert (observed.runs_then["lexical"], observed.runs_then["vector"]) == (before["lexical"] + 1, before["vector"])
+    assert (after["lexical"], after["vector"]) == (before["lexical"] + 1, before["vector"] + 1)
+    assert [(hit.section_id, hit.score) for hit in result.hits] == [
+        (hit.section_id, hit.score) for hit in expected.hits
+    ]
+    assert result.hits[0].movie_title == "Vertigo"
+
+
+def test_a_question_is_embedded_soon_and_a_cached_one_at_once(db):
+    get_embedder().cache.clear()
+    pending = embed_query_soon("who directed the film about the Moon")
+    vector = pending.result(timeout=60)
+    cached = embed_query_soon("who directed the film about the Moon")
+    assert cached.done()
+    assert cached.result() is vector
+    assert vector.shape == (384,)

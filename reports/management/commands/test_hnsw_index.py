@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection, transaction
 
 from reports.embeddings import embed_query, get_embedder
-from reports.search import HYBRID_SQL, configure_cross_film_search, explain, hybrid_params, run_prepared
+from reports.search import VECTOR_FILMS_SQL, explain, lexical_evidence, run_prepared, vector_params
 
 INDEX_NAME = "section_embedding_hnsw"
 TABLE = "reports_moviesection"
@@ -33,20 +33,20 @@ class Command(BaseCommand):
         started = time.perf_counter()
         vector = embed_query(options["query"])
         embed_ms = (time.perf_counter() - started) * 1000
-        params = hybrid_params(vector=vector, text=options["query"])
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT count(*), count(embedding) FROM {TABLE}")  # noqa: S608 (constant)
             rows, embedded_rows = cursor.fetchone()
         with transaction.atomic(), connection.cursor() as cursor:
-            configure_cross_film_search(cursor, options["ef_search"])
+            # The statement with the question's vector, after the lexical one (which configures the search).
+            params = vector_params(vector, lexical_evidence(options["query"], options["ef_search"]).films)
             cursor.execute("SHOW hnsw.ef_search")
             ef_search = int(cursor.fetchone()[0])
-            plan = _as_json(explain(cursor, HYBRID_SQL, params, "ANALYZE, BUFFERS, FORMAT JSON")[0])[0]
-            plan_text = explain(cursor, HYBRID_SQL, params, "ANALYZE, BUFFERS")
+            plan = _as_json(explain(cursor, VECTOR_FILMS_SQL, params, "ANALYZE, BUFFERS, FORMAT JSON")[0])[0]
+            plan_text = explain(cursor, VECTOR_FILMS_SQL, params, "ANALYZE, BUFFERS")
             timings = []
             for _ in range(max(options["runs"], 1)):
                 run_started = time.perf_counter()
-                run_prepared(HYBRID_SQL, params)
+                run_prepared(VECTOR_FILMS_SQL, params)
                 timings.append((time.perf_counter() - run_started) * 1000)
 
         index_used = any(node.get("Index Name") == INDEX_NAME for node in _nodes(plan["Plan"]))
