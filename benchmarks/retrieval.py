@@ -132,6 +132,7 @@ def measure(
         VECTOR_CANDIDATES,
         VECTOR_FILMS_SQL,
         VECTOR_SQL,
+        QuestionVector,
         candidates,
         choose_sections,
         configure_cross_film_search,
@@ -210,7 +211,7 @@ def measure(
 
         with transaction.atomic():
             lexical_stage.append(timed(lambda q=query: lexical_evidence(q, default_ef))[0])
-            params = {"vector": vector_literal(vector), "candidates": VECTOR_CANDIDATES}  # as VECTOR_FILMS_SQL's
+            params = {"vector": QuestionVector(vector), "candidates": VECTOR_CANDIDATES}  # as VECTOR_FILMS_SQL's
             vector_stage.append(timed(lambda p=params: run_prepared(VECTOR_SQL, p))[0])
         ms, rows = timed(lambda q=query, v=vector: candidates(query=q, vector=v))
         candidates_stage.append(ms)

@@ -15,7 +15,9 @@ from reports.models import MovieSection
 from reports.search import (
     FILM_SQL,
     VECTOR_FILMS_SQL,
+    QuestionVector,
     configure_cross_film_search,
+    run_prepared,
     search_all,
     search_movie,
     vector_literal,
@@ -228,3 +230,13 @@ def test_a_question_is_embedded_soon_and_a_cached_one_at_once(db):
     assert cached.done()
     assert cached.result() is vector
     assert vector.shape == (384,)
+
+
+def test_a_question_vector_is_sent_in_binary_as_the_values_it_holds(db):
+    values = [0.5, -1.25, 3.0, 0.1]
+    rows = run_prepared(
+        "SELECT %(vector)s::vector::text, %(vector)s::vector = %(text)s::vector",
+        {"vector": QuestionVector(values), "text": vector_literal(values)},
+    )
+    assert rows == [("[0.5,-1.25,3,0.1]", True)]
+    assert str(QuestionVector(values)) == "[0.5,-1.25,3,0.1]"
