@@ -210,7 +210,7 @@ def measure(
         embed_cached.append(cached)
 
         with transaction.atomic():
-            lexical_stage.append(timed(lambda q=query: lexical_evidence(q, default_ef))[0])
+            lexical_stage.append(timed(lambda q=query: lexical_evidence(q))[0])
             params = {"vector": QuestionVector(vector), "candidates": VECTOR_CANDIDATES}  # as VECTOR_FILMS_SQL's
             vector_stage.append(timed(lambda p=params: run_prepared(VECTOR_SQL, p))[0])
         ms, rows = timed(lambda q=query, v=vector: candidates(query=q, vector=v))
@@ -335,10 +335,11 @@ def hnsw_used(query: str, vector: np.ndarray) -> bool:
     from django.conf import settings
     from django.db import connection, transaction
 
-    from reports.search import VECTOR_FILMS_SQL, explain, lexical_evidence, vector_params
+    from reports.search import VECTOR_FILMS_SQL, configure_cross_film_search, explain, lexical_evidence, vector_params
 
+    params = vector_params(vector, lexical_evidence(query).films)
     with transaction.atomic(), connection.cursor() as cursor:
-        params = vector_params(vector, lexical_evidence(query, settings.HNSW_EF_SEARCH).films)
+        configure_cross_film_search(cursor, settings.HNSW_EF_SEARCH)
         return any(HNSW_INDEX in line for line in explain(cursor, VECTOR_FILMS_SQL, params))
 
 

@@ -27,7 +27,7 @@ from llm import LLMConfig, LLMError, StreamResult, complete_chat, config_from_se
 from reports.batching import embed_query_async
 from reports.embeddings import normalize_query
 from reports.models import text_hash
-from reports.search import Hit, Vector, search_all, search_movie
+from reports.search import Hit, LexicalEvidence, lexical_evidence, search_all, search_movie
 
 logger = logging.getLogger(__name__)
 
@@ -135,14 +135,14 @@ async def _answer(turn: Turn, opened: float) -> AsyncIterator[Event]:
     config = config_from_settings(settings)  # None: the offline answerer
     query = await _search_query(turn, config)
     started = time.perf_counter()
-    # The question is embedded while the search starts: across films, its lexical statement needs no vector.
-    vector = asyncio.run_coroutine_threadsafe(embed_query_async(query), asyncio.get_running_loop())
-    embedded: list[float] = []
-    vector.add_done_callback(lambda _: embedded.append(_ms(started)))
-    hits, cached = await db(functools.partial(_retrieve, turn, query, vector, config))
-    total_ms = _ms(started)
-    embed_ms = embedded[0] if embedded else total_ms
-    yield Sources(tuple(hits), embed_ms=embed_ms, search_ms=round(total_ms - embed_ms, 2))
+    embedding = asyncio.ensure_future(embed_query_async(query))
+    lexical = None
+    if turn.movie_id is None:  # across films the lexical statement needs no vector: it runs meanwhile
+        lexical = await db(functools.partial(lexical_evidence, query))
+    vector = await embedding
+    embed_ms = _ms(started)
+    hits, cached = await db(functools.partial(_retrieve, turn, query, vector, lexical, config))
+    yield Sources(tuple(hits), embed_ms=embed_ms, search_ms=round(_ms(started) - embed_ms, 2))
     if cached:
         yield Answering(cached["provider"], cached["model"], cached=True)
         yield Text(cached["content"])
@@ -198,12 +198,14 @@ async def _search_query(turn: Turn, config: LLMConfig | None) -> str:
     return condensing.condense_heuristic(question=turn.question, history=turn.history, film_title=turn.movie_title)
 
 
-def _retrieve(turn: Turn, query: str, vector: Vector, config: LLMConfig | None) -> tuple[list[Hit], Any]:
+def _retrieve(
+    turn: Turn, query: str, vector: Any, lexical: LexicalEvidence | None, config: LLMConfig | None
+) -> tuple[list[Hit], Any]:
     """The sections for the question, and the cached answer to it given them (None when there is none)."""
     if turn.movie_id is not None:
         hits = search_movie(movie_id=turn.movie_id, query=query, vector=vector).hits
     else:
-        hits = search_all(query=query, vector=vector).hits
+        hits = search_all(query=query, vector=vector, lexical=lexical).hits
     cache_key = _cache_key(turn, hits, config)
     return hits, cache.get(cache_key) if cache_key else None
 

@@ -308,9 +308,15 @@ class QuestionVector:
         return vector_literal(self.array)
 
 
+class _QuestionVectorTextDumper(psycopg.adapt.Dumper):
+    # For cursors that bind on the client (Django's): the text form. No type oid: the statements cast the parameter
+    # (`::vector`), which tells the server its type.
+    def dump(self, obj: QuestionVector) -> bytes:
+        return str(obj).encode()
+
+
 class _QuestionVectorDumper(psycopg.adapt.Dumper):
-    # pgvector's binary input: the dimensions and a reserved word (16 bits each), then the values, big-endian. No
-    # type oid: the statements cast the parameter (`::vector`), which tells the server its type.
+    # pgvector's binary input: the dimensions and a reserved word (16 bits each), then the values, big-endian.
     format = psycopg.pq.Format.BINARY
 
     def dump(self, obj: QuestionVector) -> bytes:
@@ -361,7 +367,8 @@ def run_pipelined(statements: Sequence[tuple[str, dict[str, Any]]]) -> list[list
     """Run statements as `run_prepared` does, sent together (one round trip, not one each): the rows of each."""
     connection.ensure_connection()
     raw = connection.connection
-    raw.adapters.register_dumper(QuestionVector, _QuestionVectorDumper)
+    raw.adapters.register_dumper(QuestionVector, _QuestionVectorTextDumper)
+    raw.adapters.register_dumper(QuestionVector, _QuestionVectorDumper)  # the last registered: the one used by `%s`
     if len(statements) == 1:
         with psycopg.Cursor(raw) as cursor:
             cursor.execute(*statements[0], prepare=True)
@@ -432,22 +439,24 @@ def search_all(
     per_film: int | None = None,
     ef_search: int | None = None,
     vector: Vector | None = None,
+    lexical: LexicalEvidence | None = None,
     fusion: Fusion = FUSION,
 ) -> SearchResult:
     """Films ranked on all their evidence, then the best `per_film` sections of the first film and the best one of
     each next film, `k` in all: the first films' best passages, one film per source after the first.
 
     `vector`: the question's embedding, or a future of it; without it the question is embedded on a thread of its
-    own. Either way the lexical statement runs while the vector is on its way."""
+    own. Either way the lexical statement runs while the vector is on its way. `lexical`: what `lexical_evidence`
+    found for `query`, when the caller ran it (the chat runs it while the question is embedded)."""
     k = k or settings.RETRIEVAL_TOP_K
     per_film = per_film or settings.RETRIEVAL_PER_FILM
     started = time.perf_counter()
     pending = embed_query_soon(query) if vector is None else vector
+    lexical = lexical or lexical_evidence(query)
+    vector = _resolved(pending)
+    embedded = time.perf_counter()
     with transaction.atomic():
-        lexical = lexical_evidence(query, ef_search)
-        vector = _resolved(pending)
-        embedded = time.perf_counter()
-        films = rank_films(_candidates(lexical, vector), fusion)
+        films = rank_films(_candidates(lexical, vector, ef_search), fusion)
         # The sections of the first films only: at most one film per source.
         top = films[:k]
         by_film = {film.movie_id: film for film in top}
@@ -470,8 +479,9 @@ def search_all(
 
 def candidates(*, query: str, vector: np.ndarray, ef_search: int | None = None) -> list[Candidate]:
     """The candidate films with their evidence, before fusion (what `search_all` ranks)."""
+    lexical = lexical_evidence(query)
     with transaction.atomic():
-        return _candidates(lexical_evidence(query, ef_search), vector)
+        return _candidates(lexical, vector, ef_search)
 
 
 def rank_films(rows: Sequence[Candidate], fusion: Fusion = FUSION) -> list[FilmScore]:
@@ -529,16 +539,16 @@ class LexicalEvidence:
     films: list[int]
 
 
-def lexical_evidence(query: str, ef_search: int | None) -> LexicalEvidence:
-    """The cross-film search configured (see `configure_cross_film_search`) and its lexical statement run, sent
-    together; in a transaction."""
-    configure = {"ef_search": str(ef_search or settings.HNSW_EF_SEARCH)}
-    _, rows = run_pipelined([(CONFIGURE_SQL, configure), (LEXICAL_EVIDENCE_SQL, lexical_params(query))])
+def lexical_evidence(query: str) -> LexicalEvidence:
+    """The cross-film search's lexical statement: it needs no vector, so it runs while the question is embedded."""
+    rows = run_prepared(LEXICAL_EVIDENCE_SQL, lexical_params(query))
     return LexicalEvidence({row[0]: float(row[1]) for row in rows}, [row[0] for row in rows if row[2]])
 
 
-def _candidates(lexical: LexicalEvidence, vector: np.ndarray) -> list[Candidate]:
-    rows = run_prepared(VECTOR_FILMS_SQL, vector_params(vector, lexical.films))
+def _candidates(lexical: LexicalEvidence, vector: np.ndarray, ef_search: int | None) -> list[Candidate]:
+    """The vector statement, after the search's settings (sent together: one round trip); in a transaction."""
+    configure = {"ef_search": str(ef_search or settings.HNSW_EF_SEARCH)}
+    _, rows = run_pipelined([(CONFIGURE_SQL, configure), (VECTOR_FILMS_SQL, vector_params(vector, lexical.films))])
     return [Candidate(movie_id, float(similarity), lexical.scores.get(movie_id, 0.0)) for movie_id, similarity in rows]
 
 

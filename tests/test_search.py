@@ -240,3 +240,6 @@ def test_a_question_vector_is_sent_in_binary_as_the_values_it_holds(db):
     )
     assert rows == [("[0.5,-1.25,3,0.1]", True)]
     assert str(QuestionVector(values)) == "[0.5,-1.25,3,0.1]"
+    with connection.cursor() as cursor:  # a cursor that binds on the client gets the text form
+        cursor.execute("SELECT %s::vector::text", [QuestionVector(values)])
+        assert cursor.fetchone() == ("[0.5,-1.25,3,0.1]",)

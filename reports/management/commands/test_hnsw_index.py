@@ -8,7 +8,14 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection, transaction
 
 from reports.embeddings import embed_query, get_embedder
-from reports.search import VECTOR_FILMS_SQL, explain, lexical_evidence, run_prepared, vector_params
+from reports.search import (
+    VECTOR_FILMS_SQL,
+    configure_cross_film_search,
+    explain,
+    lexical_evidence,
+    run_prepared,
+    vector_params,
+)
 
 INDEX_NAME = "section_embedding_hnsw"
 TABLE = "reports_moviesection"
@@ -36,9 +43,10 @@ class Command(BaseCommand):
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT count(*), count(embedding) FROM {TABLE}")  # noqa: S608 (constant)
             rows, embedded_rows = cursor.fetchone()
+        # The statement with the question's vector, given the films the lexical one found.
+        params = vector_params(vector, lexical_evidence(options["query"]).films)
         with transaction.atomic(), connection.cursor() as cursor:
-            # The statement with the question's vector, after the lexical one (which configures the search).
-            params = vector_params(vector, lexical_evidence(options["query"], options["ef_search"]).films)
+            configure_cross_film_search(cursor, options["ef_search"])
             cursor.execute("SHOW hnsw.ef_search")
             ef_search = int(cursor.fetchone()[0])
             plan = _as_json(explain(cursor, VECTOR_FILMS_SQL, params, "ANALYZE, BUFFERS, FORMAT JSON")[0])[0]
