@@ -57,7 +57,7 @@ def retrieval_markdown(retrieval: dict[str, Any]) -> list[str]:
         "",
         "| sections | synthetic sections' vectors | HNSW build | index size | embed new / cached "
         "| per film new / cached | cross-film new / cached | torch path: embed new / cross-film new "
-        "| BM25 pass / HNSW scan / whole SQL / fusion | "
+        "| lexical statement / HNSW scan / both candidate statements / fusion | "
         + " | ".join(f"ef {ef}" + (" (default)" if ef == default_ef else "") for ef in efs)
         + " | exact, no HNSW | exact ÷ HNSW |",
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
