@@ -5,17 +5,19 @@ the facts it states, or to answer `INSUFFICIENT` when the text cannot support th
 to pass `unsupported_facts`, a guard no prompt can talk around: every number and every capitalised name in the
 section must occur in the source text (details in its docstring). A section that fails is not stored.
 
-Storage. Generated sections are ordinary `MovieSection` rows of their kind, after the overview sections (which stay
-the source text's own, written by ingest), in the canonical kind order (`MovieSection.Kind`), heading = the kind's
-label (`"Plot"`, `"Plot, part 2"` when a long answer is split like the overview is), content hash as ingest computes
-it, so `embed_sections()` embeds them like any other section.
+Storage. Generated sections are ordinary `MovieSection` rows of their kind (origin `generated`), after the overview
+sections (which stay the source text's own, written by ingest) in the canonical kind order (`MovieSection.Kind`; of
+a kind, after the section written from the film's facts, `reports.facts`), heading = the kind's label (`"Plot"`,
+`"Plot, part 2"` when a long answer is split like the overview is), content hash as ingest computes it, so
+`embed_sections()` embeds them like any other section.
 
 Idempotency and source changes. The rule: *a generated section exists only while the source text it was written from
 is the film's current source text.* Ingest keeps that true: when a film's source text changes, its generated sections
 are deleted together with the old overview; when anything else changes they are kept and renumbered after the new
-overview (`place_generated_sections`). So generation needs no marker of its own: a kind that already has a section is
-skipped without asking the model, unless `force` is given, which asks again and replaces it (or removes it when the
-answer is now INSUFFICIENT). A forced answer that is rejected or fails leaves the earlier section in place.
+overview (`place_generated_sections`). So generation needs no marker of its own: a kind that already has a generated
+section is skipped without asking the model, unless `force` is given, which asks again and replaces it (or removes
+it when the answer is now INSUFFICIENT). A forced answer that is rejected or fails leaves the earlier section in
+place.
 """
 
 from __future__ import annotations
@@ -105,7 +107,8 @@ def generate_report(*, movie: Movie, kinds: Sequence[str], config: LLMConfig, fo
     loop of its own, so call it from a command or a worker, never from async code."""
     wanted = canonical_kinds(kinds)
     result = GenerationResult()
-    existing = set(MovieSection.objects.filter(movie=movie, kind__in=wanted).values_list("kind", flat=True))
+    generated = MovieSection.objects.filter(movie=movie, kind__in=wanted, origin=MovieSection.Origin.GENERATED)
+    existing = set(generated.values_list("kind", flat=True))
     if not force:
         result.unchanged = [kind for kind in wanted if kind in existing]
         wanted = [kind for kind in wanted if kind not in existing]
@@ -211,7 +214,7 @@ def _store(movie: Movie, drafts: dict[str, list[str]], *, remove: Sequence[str])
     with transaction.atomic():
         # Two runs on the same film at once would race for the same positions.
         Movie.objects.select_for_update().filter(pk=movie.pk).first()
-        MovieSection.objects.filter(movie=movie, kind__in=[*drafts, *remove]).delete()
+        MovieSection.objects.filter(movie=movie, kind__in=[*drafts, *remove], origin=MovieSection.Origin.GENERATED).delete()
         free = MovieSection.objects.filter(movie=movie).aggregate(last=Coalesce(Max("position"), -1))["last"] + 1
         sections: list[MovieSection] = []
         for kind, parts in drafts.items():
@@ -222,6 +225,7 @@ def _store(movie: Movie, drafts: dict[str, list[str]], *, remove: Sequence[str])
                     MovieSection(
                         movie=movie,
                         kind=kind,
+                        origin=MovieSection.Origin.GENERATED,
                         position=free + len(sections),
                         heading=heading,
                         content=content,

@@ -203,16 +203,15 @@ _KIND_ORDER = {kind: index for index, kind in enumerate(MovieSection.Kind.values
 
 
 def _sync_sections(movie: Movie, drafts: list[SectionDraft], report: ImportReport, *, source_changed: bool) -> None:
-    """Make the film's overview sections match `drafts`. Generated sections (other kinds) were written from the
-    source text: when it changed they are deleted, else they are kept and placed after the overview again."""
+    """Make the film's overview sections match `drafts`. Generated sections were written from the source text: when
+    it changed they are deleted. The others (facts, and generated ones of an unchanged text) are kept and placed
+    after the overview again."""
     sections = MovieSection.objects.filter(movie=movie)
-    generated = sections.exclude(kind=MovieSection.Kind.OVERVIEW)
     if source_changed:
-        report.sections_deleted += generated.delete()[0]
-    else:
-        # Out of the way of the re-split overview (past every position in use), placed back below.
-        generated.update(position=F("position") + 10_000)
-    existing = {section.position: section for section in sections.filter(kind=MovieSection.Kind.OVERVIEW)}
+        report.sections_deleted += sections.filter(origin=MovieSection.Origin.GENERATED).delete()[0]
+    # Out of the way of the re-split overview (past every position in use), placed back below.
+    sections.exclude(origin=MovieSection.Origin.SOURCE).update(position=F("position") + 10_000)
+    existing = {section.position: section for section in sections.filter(origin=MovieSection.Origin.SOURCE)}
     to_create: list[MovieSection] = []
     to_update: list[MovieSection] = []
     for position, draft in enumerate(drafts):
@@ -235,22 +234,25 @@ def _sync_sections(movie: Movie, drafts: list[SectionDraft], report: ImportRepor
     report.sections_created += len(to_create)
     report.sections_updated += len(to_update)
     report.sections_deleted += len(existing)
-    if not source_changed:
-        place_generated_sections(movie)
+    place_generated_sections(movie)
 
 
 def place_generated_sections(movie: Movie) -> None:
-    """Number the film's generated sections right after its overview, in report order, and refresh their content
-    hash (it includes the film's title, so a renamed film's sections get re-embedded).
+    """Number the film's other sections (facts, generated) right after its overview, in report order (of a kind,
+    the facts first), and refresh their content hash (it includes the film's title, so a renamed film's sections
+    get re-embedded).
 
-    Called after re-splitting the overview of a film whose source text did not change, and after generation.
+    Called after re-splitting the overview, after generation and after writing the facts.
     """
     sections = list(MovieSection.objects.filter(movie=movie).order_by("position"))
     if not sections:
         return
-    overview = MovieSection.Kind.OVERVIEW
-    first = max((s.position for s in sections if s.kind == overview), default=-1) + 1
-    generated = sorted((s for s in sections if s.kind != overview), key=lambda s: (_KIND_ORDER[s.kind], s.position))
+    source = MovieSection.Origin.SOURCE
+    first = max((s.position for s in sections if s.origin == source), default=-1) + 1
+    generated = sorted(
+        (s for s in sections if s.origin != source),
+        key=lambda s: (_KIND_ORDER[s.kind], s.origin != MovieSection.Origin.FACTS, s.position),
+    )
     targets = list(range(first, first + len(generated)))
     hashes = [section_hash(movie.title, s.heading, s.content) for s in generated]
     if [s.position for s in generated] == targets and [s.content_hash for s in generated] == hashes:

@@ -85,6 +85,11 @@ class MovieSectionQuerySet(models.QuerySet):
 
 
 class MovieSection(models.Model):
+    class Origin(models.TextChoices):
+        SOURCE = "source", "The film's source text"
+        FACTS = "facts", "Wikidata facts"
+        GENERATED = "generated", "Generated from the source text"
+
     class Kind(models.TextChoices):
         OVERVIEW = "overview", "Overview"
         PLOT = "plot", "Plot"
@@ -98,6 +103,8 @@ class MovieSection(models.Model):
 
     movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="sections")
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.OVERVIEW)
+    # Where the text comes from: the source text split (overview), written from the film's facts, or generated.
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.SOURCE)
     position = models.PositiveSmallIntegerField()
     heading = models.CharField(max_length=200)
     content = models.TextField()
@@ -140,6 +147,51 @@ class MovieSection(models.Model):
 
     def needs_embedding(self) -> bool:
         return self.embedding is None or self.embedded_hash != self.content_hash
+
+    @property
+    def credit(self) -> str:
+        """The credit a section shows under it, when its text has a source of its own."""
+        return "Facts from Wikidata, available under CC0." if self.origin == self.Origin.FACTS else ""
+
+
+class FilmFacts(models.Model):
+    """A film's facts from Wikidata (`reports.wikidata`), matched to it by title, year and director
+    (`reports.facts`). Lists keep the order the data gives (the cast's is alphabetical)."""
+
+    movie = models.OneToOneField(Movie, on_delete=models.CASCADE, related_name="facts")
+    imdb_id = models.CharField(max_length=20, unique=True)
+    matched_by = models.CharField(max_length=40, help_text="How the film was matched to its Wikidata entry.")
+    title = models.CharField(max_length=300, help_text="The title in Wikidata.")
+    year = models.PositiveSmallIntegerField()
+    rating = models.CharField(max_length=20, blank=True)
+    runtime = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Minutes.")
+    genres = ArrayField(models.TextField(), default=list, blank=True)
+    released = models.DateField(null=True, blank=True)
+    released_precision = models.CharField(max_length=4, blank=True, help_text="day, or year when only that is known.")
+    directors = ArrayField(models.TextField(), default=list, blank=True)
+    writers = ArrayField(models.TextField(), default=list, blank=True)
+    cast = ArrayField(models.TextField(), default=list, blank=True)
+    metacritic = models.PositiveSmallIntegerField(null=True, blank=True)
+    languages = ArrayField(models.TextField(), default=list, blank=True)
+    countries = ArrayField(models.TextField(), default=list, blank=True)
+    awards = models.TextField(blank=True)
+    oscars = models.PositiveSmallIntegerField(null=True, blank=True)
+    tomatometer = models.PositiveSmallIntegerField(null=True, blank=True)
+    tomatoes_rating = models.FloatField(null=True, blank=True)
+    tomatoes_reviews = models.PositiveIntegerField(null=True, blank=True)
+    box_office = models.BigIntegerField(null=True, blank=True, help_text="US dollars.")
+    production = ArrayField(models.TextField(), default=list, blank=True)
+
+    class Meta:
+        verbose_name_plural = "film facts"
+        indexes = [
+            # The catalogue's filters by person read these.
+            GinIndex(fields=["directors"], name="facts_directors"),
+            GinIndex(fields=["cast"], name="facts_cast"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.year}), {self.imdb_id}"
 
 
 class Lexeme(models.Model):

