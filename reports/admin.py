@@ -1,12 +1,13 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
-from reports.models import Movie, MovieSection
+from reports.models import FilmFacts, Movie, MovieSection
 
 
 class MovieSectionInline(admin.StackedInline):
     model = MovieSection
     extra = 0
-    fields = ["position", "kind", "heading", "content"]
+    fields = ["position", "kind", "origin", "heading", "content"]
 
 
 @admin.register(Movie)
@@ -20,9 +21,25 @@ class MovieAdmin(admin.ModelAdmin):
 
 @admin.register(MovieSection)
 class MovieSectionAdmin(admin.ModelAdmin):
-    list_display = ["movie", "position", "kind", "heading"]
-    list_filter = ["kind"]
+    list_display = ["movie", "position", "kind", "origin", "heading"]
+    list_filter = ["kind", "origin"]
     search_fields = ["movie__title", "heading"]
     raw_id_fields = ["movie"]
     exclude = ["embedding"]
     readonly_fields = ["content_hash", "embedded_hash"]
+
+
+@admin.register(FilmFacts)
+class FilmFactsAdmin(admin.ModelAdmin):
+    """Read-only: the facts come from Wikidata at each import (`import_movies`)."""
+
+    list_display = ["movie", "imdb_id", "year", "matched_by", "runtime", "tomatometer", "metacritic"]
+    list_filter = ["matched_by"]
+    search_fields = ["movie__title", "imdb_id", "title", "directors", "cast"]
+    raw_id_fields = ["movie"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: FilmFacts | None = None) -> bool:
+        return False

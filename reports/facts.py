@@ -7,8 +7,9 @@ Matching, most certain first; a film is never given another film's facts, so a d
    one of the same year, else none.
 2. No such title: a candidate within a year either way whose directors share a surname with the film's, and whose
    title is the film's written without spaces or punctuation ("Blowup" for "Blow-Up"), begins or ends it at a word
-   ("Dr. Strangelove" for "Dr. Strangelove or: How I Learned ..."), or is named in the film's lead ("Band of
-   Outsiders (French: Bande à part) is ...").
+   ("Dr. Strangelove" for "Dr. Strangelove or: How I Learned ..."), or is named where the film's lead gives its
+   titles, before it says what the film is ("Band of Outsiders (French: Bande à part) is a 1964 ..."; a later
+   sentence may name another film by the same director).
 A Wikidata entry matched by two films goes to the surer match; the other is a miss.
 """
 
@@ -42,6 +43,7 @@ _CERTAINTY = [BY_TITLE_AND_DIRECTOR, BY_TITLE, BY_SPELLING, BY_PART_OF_TITLE, BY
 _LETTERS = str.maketrans({"ı": "i", "ł": "l", "Ł": "l", "ø": "o", "Ø": "o", "đ": "d", "ß": "ss", "æ": "ae", "œ": "oe"})
 _NAME_SUFFIXES = {"jr", "sr", "ii", "iii"}
 _LEAD_CHARACTERS = 400
+_NAMING_END = re.compile(r"\s(?:is|was|are|were)\s+(?:a|an|the)\b")
 
 
 def fold(text: str) -> str:
@@ -143,10 +145,13 @@ def _match_one(
     if not directors or film.year is None:
         return None, "no Wikidata entry has its title (and its director is unknown)"
     candidates = [
-        entry for year in (film.year - 1, film.year, film.year + 1) for entry in by_year.get(year, []) if directed(entry)
+        entry
+        for year in (film.year - 1, film.year, film.year + 1)
+        for entry in by_year.get(year, [])
+        if directed(entry)
     ]
     title = fold(film.title)
-    lead = f" {fold(film.lead[:_LEAD_CHARACTERS])} "
+    lead = f" {fold(_naming_part(film.lead))} "
     for how, test in (
         (BY_SPELLING, lambda other: other.replace(" ", "") == title.replace(" ", "")),
         (BY_PART_OF_TITLE, lambda other: _part_of(other, title)),
@@ -158,6 +163,13 @@ def _match_one(
         if len(found) > 1:
             return None, f"{len(found)} Wikidata entries by its director could be it"
     return None, "no Wikidata entry has its title, or a form of it, by its director"
+
+
+def _naming_part(lead: str) -> str:
+    """The lead's words before it says what the film is ("Caché (French: [kaʃe]), also known as Hidden (UK)" of
+    "... is a 2005 psychological thriller"), where its other titles are given; empty when it never says."""
+    end = _NAMING_END.search(lead[:_LEAD_CHARACTERS])
+    return lead[: end.start()] if end else ""
 
 
 def _part_of(shorter: str, longer: str) -> bool:
@@ -325,7 +337,9 @@ def import_facts(wikidata: Sequence[WikidataFilm]) -> FactsReport:
         # A film whose entry changed gives up its row first (an entry may move between films: the IMDb id is
         # unique).
         entries = {match.movie_id: match.film.imdb_id for match in matching.matches}
-        moved = [movie_id for movie_id, facts in stored.items() if entries.get(movie_id, facts.imdb_id) != facts.imdb_id]
+        moved = [
+            movie_id for movie_id, facts in stored.items() if entries.get(movie_id, facts.imdb_id) != facts.imdb_id
+        ]
         FilmFacts.objects.filter(movie_id__in=moved).delete()
         for movie_id in moved:
             del stored[movie_id]
@@ -383,4 +397,3 @@ def _sync_sections(movie_id: int, title: str, drafts: list[FactSection], report:
         report.sections_created += 1
     if changed or stale:
         ingest.place_generated_sections(Movie.objects.get(pk=movie_id))
-

@@ -214,7 +214,9 @@ def _store(movie: Movie, drafts: dict[str, list[str]], *, remove: Sequence[str])
     with transaction.atomic():
         # Two runs on the same film at once would race for the same positions.
         Movie.objects.select_for_update().filter(pk=movie.pk).first()
-        MovieSection.objects.filter(movie=movie, kind__in=[*drafts, *remove], origin=MovieSection.Origin.GENERATED).delete()
+        MovieSection.objects.filter(
+            movie=movie, kind__in=[*drafts, *remove], origin=MovieSection.Origin.GENERATED
+        ).delete()
         free = MovieSection.objects.filter(movie=movie).aggregate(last=Coalesce(Max("position"), -1))["last"] + 1
         sections: list[MovieSection] = []
         for kind, parts in drafts.items():

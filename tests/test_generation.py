@@ -320,7 +320,13 @@ def test_re_importing_an_unchanged_film_keeps_its_generated_sections(llm: Replyi
 
 def test_place_generated_sections_moves_them_past_a_longer_overview(crowd: Movie) -> None:
     plot = MovieSection.objects.create(
-        movie=crowd, kind="plot", position=1, heading="Plot", content=CROWD_PLOT, content_hash="stale"
+        movie=crowd,
+        kind="plot",
+        origin="generated",
+        position=1,
+        heading="Plot",
+        content=CROWD_PLOT,
+        content_hash="stale",
     )
     # The overview grew into the plot's place (as ingest does when re-splitting); the plot was parked far away.
     MovieSection.objects.filter(pk=plot.pk).update(position=1000)

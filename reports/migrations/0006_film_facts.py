@@ -8,9 +8,7 @@ from django.db import migrations, models
 
 
 def _list() -> django.contrib.postgres.fields.ArrayField:
-    return django.contrib.postgres.fields.ArrayField(
-        base_field=models.TextField(), blank=True, default=list, size=None
-    )
+    return django.contrib.postgres.fields.ArrayField(base_field=models.TextField(), blank=True, default=list, size=None)
 
 
 class Migration(migrations.Migration):

@@ -24,7 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, help="Import only the first N films (quick runs).")
         parser.add_argument("--no-embed", action="store_true", help="Do not embed the sections (see embed_sections).")
         parser.add_argument(
-            "--no-facts", action="store_true", help="Do not match the films to their Wikidata facts (see reports.facts)."
+            "--no-facts",
+            action="store_true",
+            help="Do not match the films to their Wikidata facts (see reports.facts).",
         )
         parser.add_argument("--no-progress", action="store_true", help="No progress bars.")
         parser.add_argument("--show-skipped", action="store_true", help="List every skipped entry with its reason.")
