@@ -22,9 +22,15 @@ if TYPE_CHECKING:
     from reports.search import Hit
 
 
+# Words whose crude stem would be another's: "action" (a genre, in every action film's facts) is not "actor".
+_STEMS = {"action": "action", "actions": "action"}
+
+
 def stem(word: str) -> str:
     """A crude English stem, the same for a word's common forms: directed, directing, director -> direct."""
     word = re.sub(r"['’]s$", "", word.lower())
+    if word in _STEMS:
+        return _STEMS[word]
     if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
         word = word[:-1]
     for suffix in ("ing", "ion", "ed", "er", "or"):

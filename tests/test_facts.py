@@ -6,9 +6,11 @@ import datetime
 
 import pytest
 
+from chat.offline import offline_answer
 from reports import facts, ingest, wikidata
 from reports.facts import FilmToMatch, match_films, write_sections
 from reports.models import FilmFacts, Movie, MovieSection
+from reports.search import search_movie
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +185,14 @@ def test_the_film_page_credits_wikidata_under_the_fact_sections(client, sample_m
     assert page.count("Facts from Wikidata, available under CC0.") == 3
     assert "<h2>Cast and crew</h2>" in page
     assert "Text from Wikipedia, available under CC BY-SA 4.0." in page
+
+
+def test_a_film_page_question_about_the_cast_is_answered_from_the_facts(sample_movies, wikidata_films):
+    facts.import_facts(wikidata_films)
+    assert ingest.embed_sections() == 33
+    vertigo = sample_movies["Vertigo (film)"]
+    question = "Which actors are in Vertigo?"
+    hits = search_movie(movie_id=vertigo.pk, query=question).hits
+    assert (hits[0].kind, hits[0].heading) == ("cast_crew", "Cast and crew")
+    answer = "".join(offline_answer(question=question, hits=hits))
+    assert "Wikidata lists 12 people in its cast, in alphabetical order: Alfred Hitchcock, Barbara Bel Geddes" in answer

@@ -102,6 +102,8 @@ def test_a_words_common_forms_share_a_stem():
     assert stem("starring") == stem("stars") == "star"
     assert stem("released") == stem("release")
     assert stem("Hitchcock's") == "hitchcock"
+    # ... but a genre is not a profession: an action film's facts do not answer "which actors".
+    assert (stem("actors"), stem("action"), stem("actions")) == ("act", "action", "action")
 
 
 def test_a_question_the_report_cannot_answer_gets_a_plain_no():
