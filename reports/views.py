@@ -1,5 +1,6 @@
 from django.contrib.postgres.search import TrigramSimilarity, TrigramWordSimilarity
 from django.core.paginator import Paginator
+from django.db import connection
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Greatest
 from django.http import HttpRequest, HttpResponse
@@ -44,15 +45,53 @@ def _decade(raw: str) -> int | None:
     return int(raw) if raw.isdigit() and len(raw) == 4 and raw.endswith("0") else None
 
 
+# The catalogue's orders: by title, by year (oldest first), by the critics' score (Rotten Tomatoes, best first).
+SORTS = {
+    "title": ["title", "id"],
+    "year": [F("year").asc(nulls_last=True), "title", "id"],
+    "score": [F("facts__tomatometer").desc(nulls_last=True), "title", "id"],
+}
+# The facts the catalogue filters by: the query parameter, and the FilmFacts list it looks in.
+FACETS = {"genre": "genres", "country": "countries", "language": "languages"}
+FACET_CHARS = 100
+
+# Every value of the facets, in one query.
+FACETS_SQL = " UNION ALL ".join(
+    f"(SELECT '{name}', value FROM (SELECT DISTINCT unnest({column}) AS value FROM reports_filmfacts) v)"  # noqa: S608 (constant)
+    for name, column in FACETS.items()
+)
+
+
+def _facet_values() -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {name: [] for name in FACETS}
+    with connection.cursor() as cursor:
+        cursor.execute(FACETS_SQL)
+        for name, value in cursor.fetchall():
+            values[name].append(value)
+    return {name: sorted(found, key=str.casefold) for name, found in values.items()}
+
+
 @ensure_csrf_cookie
 def movie_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:QUERY_CHARS]
     decade = _decade(request.GET.get("decade", ""))
-    movies = Movie.objects.only("slug", "title", "year", "director")
+    sort = request.GET.get("sort", "")
+    sort = sort if sort in SORTS else "title"
+    chosen = {name: request.GET.get(name, "").strip()[:FACET_CHARS] for name in [*FACETS, "person"]}
+    movies = Movie.objects.select_related("facts").only(
+        "slug", "title", "year", "director", "facts__tomatometer", "facts__movie_id"
+    )
     if decade:
         movies = movies.filter(year__gte=decade, year__lt=decade + 10)
+    for name, column in FACETS.items():
+        if chosen[name]:
+            movies = movies.filter(**{f"facts__{column}__contains": [chosen[name]]})
+    if person := chosen["person"]:
+        movies = movies.filter(Q(facts__directors__contains=[person]) | Q(facts__cast__contains=[person]))
     if query:
         movies = search_movies(movies, query)
+    else:
+        movies = movies.order_by(*SORTS[sort])
     page = Paginator(movies, PAGE_SIZE).get_page(request.GET.get("page"))
     decades = (
         Movie.objects.filter(year__isnull=False)
@@ -60,16 +99,27 @@ def movie_list(request: HttpRequest) -> HttpResponse:
         .distinct()
         .order_by(F("year") / 10 * 10)
     )
-    context = {"page": page, "query": query, "decade": decade, "decades": list(decades)}
+    context = {
+        "page": page,
+        "query": query,
+        "decade": decade,
+        "decades": list(decades),
+        "sort": sort,
+        "sorts": list(SORTS),
+        "chosen": chosen,
+        "facets": _facet_values(),
+        "filtered": any(chosen.values()) or bool(decade),
+    }
     return render(request, "reports/movie_list.html", context)
 
 
 @ensure_csrf_cookie  # the page's chat panel POSTs questions
 def movie_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    movie = get_object_or_404(Movie, slug=slug)
+    movie = get_object_or_404(Movie.objects.select_related("facts"), slug=slug)
     sections = MovieSection.objects.for_movie(movie).only("id", "kind", "origin", "heading", "content", "position")
     context = {
         "movie": movie,
+        "facts": getattr(movie, "facts", None),
         "sections": sections,
         "decade": movie.year // 10 * 10 if movie.year else None,
         "suggestions": FILM_SUGGESTIONS,

@@ -5,6 +5,7 @@ import dataclasses
 import datetime
 
 import pytest
+from django.urls import reverse
 
 from chat.offline import offline_answer
 from reports import facts, ingest, wikidata
@@ -196,3 +197,51 @@ def test_a_film_page_question_about_the_cast_is_answered_from_the_facts(sample_m
     assert (hits[0].kind, hits[0].heading) == ("cast_crew", "Cast and crew")
     answer = "".join(offline_answer(question=question, hits=hits))
     assert "Wikidata lists 12 people in its cast, in alphabetical order: Alfred Hitchcock, Barbara Bel Geddes" in answer
+
+
+def titles(client, **params) -> list[str]:
+    return [movie.title for movie in client.get(reverse("reports:movie_list"), params).context["page"].object_list]
+
+
+def test_the_catalogue_filters_by_the_facts_and_sorts_by_score(client, sample_movies, wikidata_films):
+    facts.import_facts(wikidata_films)
+    assert titles(client, person="James Stewart") == ["Vertigo"]
+    assert titles(client, person="Stanley Kubrick") == ["2001: A Space Odyssey"]
+    assert titles(client, country="Japan", language="Japanese") == ["Seven Samurai", "Tokyo Story"]
+    assert titles(client, genre="Drama", sort="score") == [
+        "Seven Samurai",
+        "Tokyo Story",
+        "Bicycle Thieves",
+        "Citizen Kane",
+        "The Godfather",
+        "Vertigo",
+        "Atanarjuat: The Fast Runner",
+        "All That Heaven Allows",
+        "The Thin Red Line",
+    ]
+    # Films without facts come last, by title.
+    assert titles(client, sort="score")[-3:] == ["Duck Soup", "Pyaasa", "The Crowd"]
+    assert titles(client, sort="year")[:2] == ["The Crowd", "Duck Soup"]
+    assert titles(client, genre="No such genre") == []
+
+
+def test_a_catalogue_page_takes_four_queries_whatever_the_filters(
+    client, sample_movies, wikidata_films, django_assert_num_queries
+):
+    facts.import_facts(wikidata_films)
+    # The count, the page, the decades, and every genre, country and language in one.
+    with django_assert_num_queries(4):
+        client.get(reverse("reports:movie_list"))
+    with django_assert_num_queries(4):
+        client.get(reverse("reports:movie_list"), {"genre": "Drama", "person": "James Stewart", "sort": "score"})
+
+
+def test_the_film_page_shows_the_facts_with_links_to_the_catalogue(client, sample_movies, wikidata_films):
+    facts.import_facts(wikidata_films)
+    page = client.get(sample_movies["Vertigo (film)"].get_absolute_url()).content.decode()
+    assert '<a href="/?person=James%20Stewart">James Stewart</a>' in page
+    assert "<dt>Runtime</dt><dd>128 minutes</dd>" in page
+    assert "<dt>Rotten Tomatoes</dt><dd>93% of 98 reviews</dd>" in page
+    assert '<a href="https://www.imdb.com/title/tt0052357/" rel="noopener">tt0052357</a>' in page
+    pyaasa = client.get(sample_movies["Pyaasa"].get_absolute_url()).content.decode()  # no facts
+    assert "facts-panel" not in pyaasa
