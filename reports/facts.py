@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Count, Max, Q
 
 from reports import ingest
 from reports.models import FilmFacts, Movie, MovieSection
@@ -36,8 +36,9 @@ BY_TITLE_AND_DIRECTOR = "title, year and director"
 BY_SPELLING = "title spelling, year and director"
 BY_PART_OF_TITLE = "part of the title, year and director"
 BY_LEAD = "title in the lead, year and director"
+BY_ENTRY = "its own entry"
 # Surest first: which of two films claiming one entry keeps it.
-_CERTAINTY = [BY_TITLE_AND_DIRECTOR, BY_TITLE, BY_SPELLING, BY_PART_OF_TITLE, BY_LEAD]
+_CERTAINTY = [BY_ENTRY, BY_TITLE_AND_DIRECTOR, BY_TITLE, BY_SPELLING, BY_PART_OF_TITLE, BY_LEAD]
 
 # Letters Unicode does not decompose into a base letter and a mark.
 _LETTERS = str.maketrans({"ı": "i", "ł": "l", "Ł": "l", "ø": "o", "Ø": "o", "đ": "d", "ß": "ss", "æ": "ae", "œ": "oe"})
@@ -72,6 +73,7 @@ class FilmToMatch:
     year: int | None
     director: str = ""
     lead: str = ""  # the start of the film's text, where an original title is given
+    imdb_id: str = ""  # a film imported from its Wikidata entry (`catalogue_records`) is matched to it
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class Matching:
 def match_films(films: Sequence[FilmToMatch], wikidata: Sequence[WikidataFilm]) -> Matching:
     by_title: dict[str, list[WikidataFilm]] = defaultdict(list)
     by_year: dict[int, list[WikidataFilm]] = defaultdict(list)
+    by_id = {entry.imdb_id: entry for entry in wikidata}
     for entry in wikidata:
         by_title[fold(entry.title)].append(entry)
         by_year[entry.year].append(entry)
@@ -103,7 +106,11 @@ def match_films(films: Sequence[FilmToMatch], wikidata: Sequence[WikidataFilm]) 
     found: dict[str, Match] = {}  # imdb id → the film it went to
     misses: list[tuple[int, str]] = []
     for film in films:
-        match, why = _match_one(film, by_title, by_year)
+        if film.imdb_id:
+            entry = by_id.get(film.imdb_id)
+            match, why = (Match(film.movie_id, entry, BY_ENTRY), "") if entry else (None, "its entry is gone")
+        else:
+            match, why = _match_one(film, by_title, by_year)
         if match is None:
             if film.year is not None and not first - 1 <= film.year <= last + 1:
                 why = f"no Wikidata entry here from {film.year} (the data covers {first} to {last})"
@@ -308,12 +315,54 @@ _FACT_FIELDS = [
 
 
 def films_to_match() -> list[FilmToMatch]:
+    rows = Movie.objects.values_list("id", "title", "year", "director", "source_text", "source", "source_key")
     return [
-        FilmToMatch(movie_id, title, year, director, text[:_LEAD_CHARACTERS])
-        for movie_id, title, year, director, text in Movie.objects.values_list(
-            "id", "title", "year", "director", "source_text"
+        FilmToMatch(
+            movie_id,
+            title,
+            year,
+            director,
+            text[:_LEAD_CHARACTERS],
+            imdb_id=key if source == Movie.Source.WIKIDATA else "",
         )
+        for movie_id, title, year, director, text, source, key in rows
     ]
+
+
+# The whole catalogue: the films of the data that no imported film is.
+
+
+def overview(film: WikidataFilm) -> str:
+    """A film's overview written from its facts, for a film with no text of its own: what it is, when, where from
+    and by whom, as the data has it."""
+    kind = f"{_and([genre.lower() for genre in film.genres])} film" if film.genres else "film"
+    sentence = f"{film.title} is {_a(f'{film.year} {kind}')}"
+    if film.countries:
+        sentence += f" from {_and([_country(country) for country in film.countries])}"
+    if film.directors:
+        sentence += f", directed by {_and(film.directors)}"
+    return sentence + "."
+
+
+def catalogue_records(wikidata: Sequence[WikidataFilm]) -> list[ingest.FilmRecord]:
+    """A record (`ingest.import_records`) for each film of the data that is not one of the films imported from
+    elsewhere (as `import_facts` would match them), with an overview written from its facts."""
+    others = [film for film in films_to_match() if not film.imdb_id]
+    taken = {match.film.imdb_id for match in match_films(others, wikidata).matches}
+    records: dict[str, ingest.FilmRecord] = {}
+    for film in wikidata:
+        if film.imdb_id in taken or film.imdb_id in records:  # (two rows of the file share an IMDb id)
+            continue
+        records[film.imdb_id] = ingest.FilmRecord(
+            source=Movie.Source.WIKIDATA,
+            source_key=film.imdb_id,
+            title=film.title,
+            text=overview(film),
+            year=film.year,
+            director=", ".join(film.directors),
+            genres=film.genres,
+        )
+    return list(records.values())
 
 
 def import_facts(wikidata: Sequence[WikidataFilm]) -> FactsReport:
@@ -343,28 +392,78 @@ def import_facts(wikidata: Sequence[WikidataFilm]) -> FactsReport:
         FilmFacts.objects.filter(movie_id__in=moved).delete()
         for movie_id in moved:
             del stored[movie_id]
+        # Every fact section in one query, and where each film's sections end.
+        sections: dict[int, dict[str, MovieSection]] = defaultdict(dict)
+        for section in MovieSection.objects.filter(origin=Origin.FACTS).defer("embedding"):
+            sections[section.movie_id][section.kind] = section
+        layout = {
+            row["movie_id"]: row
+            for row in MovieSection.objects.values("movie_id").annotate(
+                last=Max("position"), others=Count("id", filter=~Q(origin=Origin.SOURCE))
+            )
+        }
+        fresh: list[Match] = []
         for match in matching.matches:
-            _store(match, titles[match.movie_id], stored.get(match.movie_id), report)
+            film_layout = layout.get(match.movie_id, {"others": 0})
+            if match.movie_id not in stored and not film_layout["others"]:
+                fresh.append(match)  # nothing to reconcile: written in bulk below
+                continue
+            existing = sections.get(match.movie_id, {})
+            _store(match, titles[match.movie_id], stored.get(match.movie_id), existing, report)
+        _create(fresh, titles, {movie_id: row["last"] for movie_id, row in layout.items()}, report)
     return report
 
 
-def _store(match: Match, title: str, facts: FilmFacts | None, report: FactsReport) -> None:
-    values = {name: _value(getattr(match.film, name)) for name in _FACT_FIELDS} | {"matched_by": match.how}
+def _values(match: Match) -> dict[str, object]:
+    return {name: _value(getattr(match.film, name)) for name in _FACT_FIELDS} | {"matched_by": match.how}
+
+
+def _store(
+    match: Match, title: str, facts: FilmFacts | None, existing: dict[str, MovieSection], report: FactsReport
+) -> None:
+    values = _values(match)
     if facts is None:
         FilmFacts.objects.create(movie_id=match.movie_id, **values)
         report.facts_created += 1
     elif any(getattr(facts, name) != value for name, value in values.items()):
         FilmFacts.objects.filter(pk=facts.pk).update(**values)
         report.facts_updated += 1
-    _sync_sections(match.movie_id, title, write_sections(title, match.film), report)
+    _sync_sections(match.movie_id, title, write_sections(title, match.film), existing, report)
+
+
+def _create(matches: list[Match], titles: dict[int, str], last: dict[int, int], report: FactsReport) -> None:
+    """Facts and sections of films that had neither (a first import: every film): in bulk, the sections right
+    after the film's overview, in report order."""
+    FilmFacts.objects.bulk_create([FilmFacts(movie_id=m.movie_id, **_values(m)) for m in matches], batch_size=1000)
+    rows = []
+    for match in matches:
+        title = titles[match.movie_id]
+        drafts = sorted(write_sections(title, match.film), key=lambda draft: ingest.KIND_ORDER[draft.kind])
+        start = last.get(match.movie_id, -1) + 1
+        rows += [
+            MovieSection(
+                movie_id=match.movie_id,
+                kind=draft.kind,
+                origin=Origin.FACTS,
+                position=start + offset,
+                heading=draft.heading,
+                content=draft.content,
+                content_hash=ingest.section_hash(title, draft.heading, draft.content),
+            )
+            for offset, draft in enumerate(drafts)
+        ]
+    MovieSection.objects.bulk_create(rows, batch_size=1000)
+    report.facts_created += len(matches)
+    report.sections_created += len(rows)
 
 
 def _value(value: object) -> object:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _sync_sections(movie_id: int, title: str, drafts: list[FactSection], report: FactsReport) -> None:
-    existing = {s.kind: s for s in MovieSection.objects.filter(movie_id=movie_id, origin=Origin.FACTS)}
+def _sync_sections(
+    movie_id: int, title: str, drafts: list[FactSection], existing: dict[str, MovieSection], report: FactsReport
+) -> None:
     wanted = {draft.kind: draft for draft in drafts}
     stale = [section.pk for kind, section in existing.items() if kind not in wanted]
     report.sections_deleted += MovieSection.objects.filter(pk__in=stale).delete()[0]

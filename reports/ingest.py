@@ -199,7 +199,8 @@ def section_hash(title: str, heading: str, content: str) -> str:
     return text_hash(f"{title}. {heading}. {content}")
 
 
-_KIND_ORDER = {kind: index for index, kind in enumerate(MovieSection.Kind.values)}
+# The order of a report's sections.
+KIND_ORDER = {kind: index for index, kind in enumerate(MovieSection.Kind.values)}
 
 
 def _sync_sections(movie: Movie, drafts: list[SectionDraft], report: ImportReport, *, source_changed: bool) -> None:
@@ -251,7 +252,7 @@ def place_generated_sections(movie: Movie) -> None:
     first = max((s.position for s in sections if s.origin == source), default=-1) + 1
     generated = sorted(
         (s for s in sections if s.origin != source),
-        key=lambda s: (_KIND_ORDER[s.kind], s.origin != MovieSection.Origin.FACTS, s.position),
+        key=lambda s: (KIND_ORDER[s.kind], s.origin != MovieSection.Origin.FACTS, s.position),
     )
     targets = list(range(first, first + len(generated)))
     hashes = [section_hash(movie.title, s.heading, s.content) for s in generated]

@@ -24,6 +24,7 @@ class Movie(models.Model):
         WIKIPEDIA = "wikipedia", "Wikipedia summary"
         TMDB = "tmdb", "TMDB overview"
         FILE = "file", "Imported file"
+        WIKIDATA = "wikidata", "Wikidata facts"
 
     slug = models.SlugField(max_length=200, unique=True)
     title = models.CharField(max_length=300)
@@ -72,6 +73,8 @@ class Movie(models.Model):
             return "Text from Wikipedia, available under CC BY-SA 4.0."
         if self.source == self.Source.TMDB:
             return "Overview from TMDB."
+        if self.source == self.Source.WIKIDATA:
+            return "Overview written from Wikidata's facts, available under CC0."
         return ""
 
 

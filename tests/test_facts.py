@@ -3,8 +3,10 @@ import (idempotent, changing only what changed, credited on the page)."""
 
 import dataclasses
 import datetime
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
 
 from chat.offline import offline_answer
@@ -245,3 +247,38 @@ def test_the_film_page_shows_the_facts_with_links_to_the_catalogue(client, sampl
     assert '<a href="https://www.imdb.com/title/tt0052357/" rel="noopener">tt0052357</a>' in page
     pyaasa = client.get(sample_movies["Pyaasa"].get_absolute_url()).content.decode()  # no facts
     assert "facts-panel" not in pyaasa
+
+
+def test_the_catalogue_imports_the_films_with_no_text_of_their_own(client, sample_movies):
+    out = StringIO()
+    call_command("import_movies", "--limit", "0", "--catalogue", "2", "--no-embed", "--no-progress", stdout=out)
+    text = out.getvalue()
+    assert "Catalogue (Wikidata films with no other text): 2 created, 0 updated, 0 unchanged, 0 removed, of 17459." in (
+        text
+    )
+    assert (
+        "Facts (Wikidata, CC0): 13 films matched (11 by title, year and director, 2 by its own entry), 3 not found; "
+        "13 created, 0 updated, 0 removed. Fact sections: 39 created, 0 updated, 0 deleted."
+    ) in text
+    public = Movie.objects.get(source="wikidata", source_key="tt0498329")
+    assert (public.title, public.year, public.director) == ("We Live in Public", 2009, "Ondi Timoner")
+    assert [(s.kind, s.origin, s.content) for s in MovieSection.objects.for_movie(public)][:2] == [
+        ("overview", "source", PUBLIC_OVERVIEW),
+        ("production", "facts", PUBLIC_PRODUCTION),
+    ]
+    assert FilmFacts.objects.get(movie=public).matched_by == "its own entry"
+    page = client.get(public.get_absolute_url()).content.decode()
+    assert "Overview written from Wikidata&#x27;s facts, available under CC0." in page
+    again = StringIO()
+    call_command("import_movies", "--limit", "0", "--catalogue", "2", "--no-embed", "--no-progress", stdout=again)
+    catalogue = "Catalogue (Wikidata films with no other text): 0 created, 0 updated, 2 unchanged, 0 removed"
+    assert catalogue in again.getvalue()
+    assert "0 created, 0 updated, 0 removed. Fact sections: 0 created, 0 updated, 0 deleted." in again.getvalue()
+
+
+PUBLIC_OVERVIEW = "We Live in Public is a 2009 documentary film from the United States, directed by Ondi Timoner."
+PUBLIC_PRODUCTION = (
+    "We Live in Public is a documentary film. It runs 90 minutes. It was made in the United States. Its language is "
+    "English. It was released on 19 January 2009. Its box office gross was $41,711 (the largest gross reported, often "
+    "worldwide)."
+)

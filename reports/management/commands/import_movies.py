@@ -28,6 +28,16 @@ class Command(BaseCommand):
             action="store_true",
             help="Do not match the films to their Wikidata facts (see reports.facts).",
         )
+        parser.add_argument(
+            "--catalogue",
+            type=int,
+            nargs="?",
+            const=0,
+            metavar="N",
+            help="Also import every film of the Wikidata facts that is not one of the films already imported (about "
+            "16,900), with an overview written from its facts; N: only the first N of them. Embedding them all "
+            "takes an hour or more on two cores.",
+        )
         parser.add_argument("--no-progress", action="store_true", help="No progress bars.")
         parser.add_argument("--show-skipped", action="store_true", help="List every skipped entry with its reason.")
 
@@ -60,19 +70,39 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {rejection.key!r}: {rejection.reason}")
             if len(shown) < len(skipped):
                 self.stdout.write(f"  ... and {len(skipped) - len(shown)} more (--show-skipped lists them all)")
-        if not options["no_facts"]:
-            self._import_facts(show_misses=options["show_skipped"])
+        wikidata_films = self._wikidata() if not options["no_facts"] or options["catalogue"] is not None else None
+        if options["catalogue"] is not None:
+            if wikidata_films is None:
+                raise CommandError("--catalogue needs the film facts (see above).")
+            self._import_catalogue(wikidata_films, count=options["catalogue"], progress=progress)
+        if not options["no_facts"] and wikidata_films is not None:
+            self._import_facts(wikidata_films, show_misses=options["show_skipped"])
         if not options["no_embed"]:
             embedded = ingest.embed_sections(progress=progress)
             self.stdout.write(f"Embedded {embedded} sections.")
         self.stdout.write(self.style.SUCCESS(f"Done in {time.perf_counter() - started:.1f} s."))
 
-    def _import_facts(self, *, show_misses: bool) -> None:
+    def _wikidata(self) -> list[wikidata.WikidataFilm] | None:
         try:
-            wikidata_films = wikidata.load()
+            return wikidata.load()
         except wikidata.FactsUnavailable as error:
             self.stdout.write(self.style.WARNING(f"No film facts: {error}"))
-            return
+            return None
+
+    def _import_catalogue(self, wikidata_films: list[wikidata.WikidataFilm], *, count: int, progress: Any) -> None:
+        records = facts.catalogue_records(wikidata_films)
+        # The whole list is the whole truth for the films imported from it; a part of it prunes nothing.
+        report = ingest.import_records(
+            records[:count] if count else records,
+            prune_source=None if count else Movie.Source.WIKIDATA,
+            progress=progress,
+        )
+        self.stdout.write(
+            f"Catalogue (Wikidata films with no other text): {report.created} created, {report.updated} updated, "
+            f"{report.unchanged} unchanged, {report.removed} removed, of {len(records)}."
+        )
+
+    def _import_facts(self, wikidata_films: list[wikidata.WikidataFilm], *, show_misses: bool) -> None:
         report = facts.import_facts(wikidata_films)
         ways = ", ".join(f"{count} by {how}" for how, count in sorted(report.by.items(), key=lambda item: -item[1]))
         self.stdout.write(
