@@ -107,7 +107,7 @@ class MovieSection(models.Model):
     movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="sections")
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.OVERVIEW)
     # Where the text comes from: the source text split (overview), written from the film's facts, or generated.
-    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.SOURCE)
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.SOURCE, db_default=Origin.SOURCE)
     position = models.PositiveSmallIntegerField()
     heading = models.CharField(max_length=200)
     content = models.TextField()

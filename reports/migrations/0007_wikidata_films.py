@@ -6,15 +6,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reports', '0006_film_facts'),
+        ("reports", "0006_film_facts"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='movie',
-            name='source',
-            field=models.CharField(choices=[('wikipedia', 'Wikipedia summary'), ('tmdb', 'TMDB overview'), ('file', 'Imported file'), ('wikidata', 'Wikidata facts')], default='wikipedia', max_length=20),
+            model_name="movie",
+            name="source",
+            field=models.CharField(
+                choices=[
+                    ("wikipedia", "Wikipedia summary"),
+                    ("tmdb", "TMDB overview"),
+                    ("file", "Imported file"),
+                    ("wikidata", "Wikidata facts"),
+                ],
+                default="wikipedia",
+                max_length=20,
+            ),
         ),
     ]
