@@ -27,7 +27,15 @@ from llm import LLMConfig, LLMError, StreamResult, complete_chat, config_from_se
 from reports.batching import embed_query_async
 from reports.embeddings import normalize_query
 from reports.models import text_hash
-from reports.search import Hit, LexicalEvidence, lexical_evidence, search_all, search_movie
+from reports.search import (
+    Hit,
+    LexicalEvidence,
+    SearchResult,
+    cached_search,
+    lexical_evidence,
+    search_all,
+    search_movie,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -136,12 +144,12 @@ async def _answer(turn: Turn, opened: float) -> AsyncIterator[Event]:
     query = await _search_query(turn, config)
     started = time.perf_counter()
     embedding = asyncio.ensure_future(embed_query_async(query))
-    lexical = None
-    if turn.movie_id is None:  # across films the lexical statement needs no vector: it runs meanwhile
-        lexical = await db(functools.partial(lexical_evidence, query))
+    found: LexicalEvidence | SearchResult | None = None
+    if turn.movie_id is None:  # across films: the cached result, or the lexical statement, while it is embedded
+        found = await db(functools.partial(_cached_or_lexical, query))
     vector = await embedding
     embed_ms = _ms(started)
-    hits, cached = await db(functools.partial(_retrieve, turn, query, vector, lexical, config))
+    hits, cached = await db(functools.partial(_retrieve, turn, query, vector, found, config))
     yield Sources(tuple(hits), embed_ms=embed_ms, search_ms=round(_ms(started) - embed_ms, 2))
     if cached:
         yield Answering(cached["provider"], cached["model"], cached=True)
@@ -198,14 +206,20 @@ async def _search_query(turn: Turn, config: LLMConfig | None) -> str:
     return condensing.condense_heuristic(question=turn.question, history=turn.history, film_title=turn.movie_title)
 
 
+def _cached_or_lexical(query: str) -> LexicalEvidence | SearchResult:
+    return cached_search(query=query) or lexical_evidence(query)
+
+
 def _retrieve(
-    turn: Turn, query: str, vector: Any, lexical: LexicalEvidence | None, config: LLMConfig | None
+    turn: Turn, query: str, vector: Any, found: LexicalEvidence | SearchResult | None, config: LLMConfig | None
 ) -> tuple[list[Hit], Any]:
     """The sections for the question, and the cached answer to it given them (None when there is none)."""
     if turn.movie_id is not None:
         hits = search_movie(movie_id=turn.movie_id, query=query, vector=vector).hits
+    elif isinstance(found, SearchResult):
+        hits = found.hits
     else:
-        hits = search_all(query=query, vector=vector, lexical=lexical).hits
+        hits = search_all(query=query, vector=vector, lexical=found).hits
     cache_key = _cache_key(turn, hits, config)
     return hits, cache.get(cache_key) if cache_key else None
 

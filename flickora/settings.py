@@ -262,6 +262,9 @@ ENCODER_DIR = Path(os.environ.get("ENCODER_DIR") or DATA_DIR / "encoder").resolv
 EMBEDDING_QUERY_PRECISION = os.environ.get("EMBEDDING_QUERY_PRECISION", "").strip() or "int8"
 RETRIEVAL_TOP_K = env_int("RETRIEVAL_TOP_K", 6)
 RETRIEVAL_PER_FILM = env_int("RETRIEVAL_PER_FILM", 2)
+# Cross-film results kept per process for questions asked again, each served while the films are as they were
+# (reports.search); 0 turns the cache off.
+RETRIEVAL_CACHE_SIZE = env_int("RETRIEVAL_CACHE_SIZE", 1000)
 
 # LLM (OpenRouter or any OpenAI-compatible server). No key and no base URL: the offline answerer.
 OPENROUTER_API_KEY = os.environ.get("OPENROUTER_API_KEY", "")

@@ -219,6 +219,9 @@ class Corpus(models.Model):
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     sections = models.BigIntegerField(default=0)
     lexemes = models.BigIntegerField(default=0)
+    # Bumped by every statement that writes films or sections (triggers, migration 0009): what a retrieval result
+    # cached at one generation is checked against (`reports.search`).
+    generation = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         db_table = "reports_corpus"

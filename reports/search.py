@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import re
 import struct
+import threading
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -35,7 +36,7 @@ import psycopg.adapt
 from django.conf import settings
 from django.db import connection, transaction
 
-from reports.embeddings import embed_query, embed_query_soon
+from reports.embeddings import embed_query, embed_query_soon, normalize_query
 
 # A question's vector, or its future (being embedded while the lexical statement runs).
 Vector = np.ndarray | Future[np.ndarray]
@@ -333,6 +334,8 @@ def vector_params(vector: np.ndarray | Sequence[float], films: Sequence[int] = (
     return {"vector": QuestionVector(vector), "candidates": VECTOR_CANDIDATES, "films": list(films)}
 
 
+GENERATION_SQL = "SELECT generation FROM reports_corpus WHERE id = 1"
+
 # What the cross-film statements need until the end of the transaction; see `configure_cross_film_search`.
 CONFIGURE_SQL = (
     "SELECT set_config('hnsw.ef_search', %(ef_search)s, true), set_config('enable_seqscan', 'off', true), "
@@ -451,7 +454,13 @@ def search_all(
     k = k or settings.RETRIEVAL_TOP_K
     per_film = per_film or settings.RETRIEVAL_PER_FILM
     started = time.perf_counter()
+    cache_key = _cache_key(query, k, per_film, ef_search, fusion, vector)
+    # The question is embedded meanwhile (at once when it was asked before): a cache check costs a new one nothing.
     pending = embed_query_soon(query) if vector is None else vector
+    if lexical is None and cache_key is not None:
+        cached = cached_search(query=query, k=k, per_film=per_film, ef_search=ef_search, fusion=fusion)
+        if cached is not None:
+            return cached
     lexical = lexical or lexical_evidence(query)
     vector = _resolved(pending)
     embedded = time.perf_counter()
@@ -474,7 +483,79 @@ def search_all(
         )
         for movie_id, section_id in chosen
     ]
-    return SearchResult(hits, _timings(started, embedded), films)
+    result = SearchResult(hits, _timings(started, embedded), films)
+    if cache_key is not None:
+        # Under the generation read before the lexical statement: a write since makes the entry unused, never stale.
+        result_cache.put(cache_key, lexical.generation, result)
+    return result
+
+
+def cached_search(
+    *,
+    query: str,
+    k: int | None = None,
+    per_film: int | None = None,
+    ef_search: int | None = None,
+    fusion: Fusion = FUSION,
+) -> SearchResult | None:
+    """`search_all`'s result for this question from this process's cache, if the films have not changed since it
+    was computed (one query: the corpus's generation); else None."""
+    started = time.perf_counter()
+    k, per_film = k or settings.RETRIEVAL_TOP_K, per_film or settings.RETRIEVAL_PER_FILM
+    key = _cache_key(query, k, per_film, ef_search, fusion, None)
+    if key is None:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(GENERATION_SQL)
+        row = cursor.fetchone()
+    cached = result_cache.get(key, row[0] if row else 0)
+    if cached is None:
+        return None
+    return SearchResult(list(cached.hits), {"embed": 0.0, "search": _since(started)}, list(cached.films))
+
+
+class ResultCache:
+    """Cross-film results of this process, by question and by the corpus's generation (`Corpus.generation`): a
+    result is served only while no film or section has been written since it was computed, so never a stale one.
+    Least recently used first out, `RETRIEVAL_CACHE_SIZE` at most."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[tuple[Any, ...], tuple[int, SearchResult]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], generation: int) -> SearchResult | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None or found[0] != generation:
+                return None
+            self._items.move_to_end(key)
+            return found[1]
+
+    def put(self, key: tuple[Any, ...], generation: int, result: SearchResult) -> None:
+        with self._lock:
+            self._items[key] = (generation, result)
+            self._items.move_to_end(key)
+            while len(self._items) > settings.RETRIEVAL_CACHE_SIZE:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+result_cache = ResultCache()
+
+
+def _cache_key(
+    query: str, k: int, per_film: int, ef_search: int | None, fusion: Fusion, vector: Vector | None
+) -> tuple[Any, ...] | None:
+    """What a cross-film result depends on besides the films: the question as the app's embedder reads it, the
+    settings and the fusion. A caller that brings a vector vouches it is the app's embedding of the question; one
+    that brings a future of it (another embedder's, in the benchmarks) is not cached. None when the cache is off."""
+    if settings.RETRIEVAL_CACHE_SIZE <= 0 or isinstance(vector, Future):
+        return None
+    embedder = f"{settings.EMBEDDING_QUERY_RUNTIME}:{settings.EMBEDDING_QUERY_PRECISION}"
+    return (normalize_query(query), embedder, k, per_film, ef_search or settings.HNSW_EF_SEARCH, fusion)
 
 
 def candidates(*, query: str, vector: np.ndarray, ef_search: int | None = None) -> list[Candidate]:
@@ -533,16 +614,20 @@ def _set_ranks(films: Sequence[FilmScore] | Any, score: str, rank: str) -> None:
 
 @dataclass(frozen=True)
 class LexicalEvidence:
-    """What LEXICAL_EVIDENCE_SQL found: the BM25 of each film it reached, and the candidates among them."""
+    """What LEXICAL_EVIDENCE_SQL found: the BM25 of each film it reached, and the candidates among them; and the
+    corpus's generation, read just before (what the result is cached under)."""
 
     scores: dict[int, float]
     films: list[int]
+    generation: int = 0
 
 
 def lexical_evidence(query: str) -> LexicalEvidence:
-    """The cross-film search's lexical statement: it needs no vector, so it runs while the question is embedded."""
-    rows = run_prepared(LEXICAL_EVIDENCE_SQL, lexical_params(query))
-    return LexicalEvidence({row[0]: float(row[1]) for row in rows}, [row[0] for row in rows if row[2]])
+    """The cross-film search's lexical statement: it needs no vector, so it runs while the question is embedded.
+    The corpus's generation is read in the same round trip, before it."""
+    generation, rows = run_pipelined([(GENERATION_SQL, {}), (LEXICAL_EVIDENCE_SQL, lexical_params(query))])
+    scores = {row[0]: float(row[1]) for row in rows}
+    return LexicalEvidence(scores, [row[0] for row in rows if row[2]], generation[0][0] if generation else 0)
 
 
 def _candidates(lexical: LexicalEvidence, vector: np.ndarray, ef_search: int | None) -> list[Candidate]:
@@ -580,6 +665,10 @@ def _order_sections(rows: Sequence[_SectionRow], fusion: Fusion) -> list[tuple[f
 def _hit(row: Sequence[Any], **scores: Any) -> Hit:
     section_id, movie_id, title, slug, year, kind, heading, content = row
     return Hit(section_id, movie_id, title, slug, year, kind, heading, content, **scores)
+
+
+def _since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def _timings(started: float, embedded: float) -> dict[str, float]:

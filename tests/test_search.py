@@ -17,6 +17,7 @@ from reports.search import (
     VECTOR_FILMS_SQL,
     QuestionVector,
     configure_cross_film_search,
+    result_cache,
     run_prepared,
     search_all,
     search_movie,
@@ -92,20 +93,28 @@ def test_the_cross_film_query_uses_the_hnsw_index_on_a_small_table_too(sample_mo
 
 
 def test_the_search_statements_are_planned_once_per_connection(sample_movies):
+    result_cache.clear()
     search_all(query="a detective afraid of heights")
     search_all(query="an aging couple visits their children in Tokyo")
     search_movie(movie_id=sample_movies["Vertigo (film)"].pk, query="who directed it")
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT CASE WHEN statement LIKE '%%set_config%%' THEN 'configure' "
+            "WHEN statement LIKE 'SELECT generation%%' THEN 'generation' "
             "WHEN statement LIKE '%%lexical_films%%' THEN 'lexical' "
             "WHEN statement LIKE '%%vector_hits%%' THEN 'vector' "
             "WHEN statement LIKE '%%film_sections%%' THEN 'sections' END AS kind, generic_plans, custom_plans "
             "FROM pg_prepared_statements ORDER BY kind"
         )
-        # Across films the configuration, the lexical and the vector statements (twice each) and the sections one
-        # (twice, and once per film), each prepared once, on generic plans.
-        assert cursor.fetchall() == [("configure", 2, 0), ("lexical", 2, 0), ("sections", 3, 0), ("vector", 2, 0)]
+        # Across films the configuration, the corpus's generation, the lexical and the vector statements (twice
+        # each) and the sections one (twice, and once per film), each prepared once, on generic plans.
+        assert cursor.fetchall() == [
+            ("configure", 2, 0),
+            ("generation", 2, 0),
+            ("lexical", 2, 0),
+            ("sections", 3, 0),
+            ("vector", 2, 0),
+        ]
 
 
 def test_the_hnsw_index_is_built_with_the_seeds_parameters(db):
@@ -243,3 +252,40 @@ def test_a_question_vector_is_sent_in_binary_as_the_values_it_holds(db):
     with connection.cursor() as cursor:  # a cursor that binds on the client gets the text form
         cursor.execute("SELECT %s::vector::text", [QuestionVector(values)])
         assert cursor.fetchone() == ("[0.5,-1.25,3,0.1]",)
+
+
+def test_a_question_asked_again_is_answered_from_the_cache_until_the_films_change(sample_movies):
+    result_cache.clear()
+    question = "an aging couple visits their children in Tokyo"
+    first = search_all(query=question)
+    before = _runs()
+    again = search_all(query=question)
+    assert _runs() == before  # no retrieval statement ran
+    assert [(hit.section_id, hit.score) for hit in again.hits] == [(hit.section_id, hit.score) for hit in first.hits]
+    assert first.hits[0].movie_title == "Tokyo Story"
+    # A write to the films moves the corpus's generation: the next search runs, and sees it.
+    sample_movies["Tokyo Story"].delete()
+    after = search_all(query=question)
+    assert _runs()["lexical"] == before["lexical"] + 1
+    assert "Tokyo Story" not in {hit.movie_title for hit in after.hits}
+
+
+def test_the_cache_can_be_turned_off(sample_movies, settings):
+    settings.RETRIEVAL_CACHE_SIZE = 0
+    search_all(query="a samurai film")
+    before = _runs()
+    search_all(query="a samurai film")
+    assert _runs()["lexical"] == before["lexical"] + 1
+
+
+def test_every_write_to_the_films_moves_the_corpus_generation(sample_movies):
+    def generation() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT generation FROM reports_corpus")
+            return cursor.fetchone()[0]
+
+    start = generation()
+    MovieSection.objects.filter(movie=sample_movies["Vertigo (film)"]).update(embedded_hash="")
+    updated = generation()
+    sample_movies["Duck Soup"].save()
+    assert start < updated < generation()
