@@ -16,6 +16,8 @@
   each film with its best section's similarity and its BM25. The fusion (`rank_films`, in Python) weighs the two by
   constants chosen on the tuning half of `eval/questions.jsonl` (`python manage.py evaluate_answers --tune`). A
   third statement (FILM_SQL) scores every section of the first films, as it does a film page's sections.
+- A question asked again across films is answered from `result_cache` while the corpus's generation (moved by
+  every write to films or sections, migration 0009) is the one its result was computed at.
 """
 
 from __future__ import annotations
