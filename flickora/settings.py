@@ -82,9 +82,12 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.humanize",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    "django_tasks",
+    "django_tasks_db",
     "reports",
     "chat",
     "accounts",
@@ -234,6 +237,13 @@ LOGGING = {
         "django.security.TooManyFieldsSent": {"filters": ["client_mistake"]},
     },
 }
+
+# Background work (imports, report generation): a task queue kept in PostgreSQL, run by `python manage.py
+# run_worker` (the Procfile's worker). The worker runs at this nice value, so the web process goes first.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+WORKER_NICE = env_int("WORKER_NICE", 10)
+# Films per part of a background import: each part is one transaction (about 15 s of embedding at 40).
+IMPORT_PART_FILMS = env_int("IMPORT_PART_FILMS", 40)
 
 # Retrieval and embeddings.
 # Measured at 100,000 sections shaped like embedded text (python -m benchmarks retrieval), recall@10 of 50 questions:

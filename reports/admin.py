@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
-from reports.models import FilmFacts, Movie, MovieSection
+from reports.models import FilmFacts, ImportPart, ImportRun, Movie, MovieSection
 
 
 class MovieSectionInline(admin.StackedInline):
@@ -42,4 +42,33 @@ class FilmFactsAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: FilmFacts | None = None) -> bool:
+        return False
+
+
+class ImportPartInline(admin.TabularInline):
+    model = ImportPart
+    fields = ["number", "source", "films", "done_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    @admin.display(description="films")
+    def films(self, part: ImportPart) -> int:
+        return len(part.keys)
+
+
+@admin.register(ImportRun)
+class ImportRunAdmin(admin.ModelAdmin):
+    """Background imports (`import_movies --background`) and their progress, read-only: the worker writes them."""
+
+    list_display = ["description", "started_at", "finished_at", "progress"]
+    readonly_fields = ["fingerprint", "description", "films_total", "started_at", "finished_at", "progress"]
+    inlines = [ImportPartInline]
+
+    @admin.display(description="progress")
+    def progress(self, run: ImportRun) -> str:
+        done = run.parts.exclude(done_at=None).count()
+        return f"{done:,} of {run.parts.count():,} parts done"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

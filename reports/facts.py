@@ -18,11 +18,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.db.models import Count, Max, Q
+from django.db.models.functions import Left
 
 from reports import ingest
 from reports.models import FilmFacts, Movie, MovieSection
@@ -314,19 +315,20 @@ _FACT_FIELDS = [
 ]  # fmt: skip
 
 
-def films_to_match() -> list[FilmToMatch]:
-    rows = Movie.objects.values_list("id", "title", "year", "director", "source_text", "source", "source_key")
+def films_to_match(exclude_sources: Collection[str] = ()) -> list[FilmToMatch]:
+    rows = Movie.objects.exclude(source__in=exclude_sources).values_list(
+        "id", "title", "year", "director", Left("source_text", _LEAD_CHARACTERS), "source", "source_key"
+    )
     return [
-        FilmToMatch(
-            movie_id,
-            title,
-            year,
-            director,
-            text[:_LEAD_CHARACTERS],
-            imdb_id=key if source == Movie.Source.WIKIDATA else "",
-        )
-        for movie_id, title, year, director, text, source, key in rows
+        FilmToMatch(movie_id, title, year, director, lead, imdb_id=key if source == Movie.Source.WIKIDATA else "")
+        for movie_id, title, year, director, lead, source, key in rows
     ]
+
+
+def record_to_match(number: int, record: ingest.FilmRecord) -> FilmToMatch:
+    """A film about to be imported, as `films_to_match` will see it once it is (`number` stands for its id)."""
+    imdb_id = record.source_key if record.source == Movie.Source.WIKIDATA else ""
+    return FilmToMatch(number, record.title, record.year, record.director, record.text[:_LEAD_CHARACTERS], imdb_id)
 
 
 # The whole catalogue: the films of the data that no imported film is.
@@ -344,10 +346,14 @@ def overview(film: WikidataFilm) -> str:
     return sentence + "."
 
 
-def catalogue_records(wikidata: Sequence[WikidataFilm]) -> list[ingest.FilmRecord]:
+def catalogue_records(
+    wikidata: Sequence[WikidataFilm], others: Sequence[FilmToMatch] | None = None
+) -> list[ingest.FilmRecord]:
     """A record (`ingest.import_records`) for each film of the data that is not one of the films imported from
-    elsewhere (as `import_facts` would match them), with an overview written from its facts."""
-    others = [film for film in films_to_match() if not film.imdb_id]
+    elsewhere (as `import_facts` would match them), with an overview written from its facts. `others`: those films
+    (default: the imported ones)."""
+    if others is None:
+        others = [film for film in films_to_match() if not film.imdb_id]
     taken = {match.film.imdb_id for match in match_films(others, wikidata).matches}
     records: dict[str, ingest.FilmRecord] = {}
     for film in wikidata:
@@ -359,18 +365,43 @@ def catalogue_records(wikidata: Sequence[WikidataFilm]) -> list[ingest.FilmRecor
             title=film.title,
             text=overview(film),
             year=film.year,
-            director=", ".join(film.directors),
+            director=directors_line(film.directors),
             genres=film.genres,
         )
     return list(records.values())
 
 
-def import_facts(wikidata: Sequence[WikidataFilm]) -> FactsReport:
+def directors_line(directors: Sequence[str]) -> str:
+    """The directors as the film's one line of them (`Movie.director`): every name, or as many as fit and how many
+    more (an anthology film has dozens)."""
+    limit = Movie._meta.get_field("director").max_length
+    for shown in range(len(directors), 0, -1):
+        more = len(directors) - shown
+        line = ", ".join(directors[:shown]) + (f" and {more} more" if more else "")
+        if len(line) <= limit:
+            return line
+    return ""
+
+
+def import_facts(wikidata: Sequence[WikidataFilm], movie_ids: Collection[int] | None = None) -> FactsReport:
     """Match every film to its facts, store them and write its fact sections (one transaction). Idempotent:
-    unchanged facts change nothing; a film no longer matched loses its facts and their sections."""
+    unchanged facts change nothing; a film no longer matched loses its facts and their sections.
+
+    With `movie_ids`, every film is matched (a film's entry may be claimed by another), but only those films are
+    written, and any film that held an entry one of them now takes."""
     with transaction.atomic():
         films = films_to_match()
         matching = match_films(films, wikidata)
+        scope = None
+        if movie_ids is not None:
+            scope = set(movie_ids)
+            taken = {match.film.imdb_id for match in matching.matches if match.movie_id in scope}
+            scope |= set(FilmFacts.objects.filter(imdb_id__in=taken).values_list("movie_id", flat=True))
+            matching = Matching(
+                [match for match in matching.matches if match.movie_id in scope],
+                [miss for miss in matching.misses if miss[0] in scope],
+            )
+        in_scope = Q() if scope is None else Q(movie_id__in=scope)
         titles = {film.movie_id: film.title for film in films}
         report = FactsReport(
             matched=len(matching.matches),
@@ -378,7 +409,7 @@ def import_facts(wikidata: Sequence[WikidataFilm]) -> FactsReport:
             by=matching.counts(),
             misses=[(titles[movie_id], why) for movie_id, why in matching.misses],
         )
-        stored = {facts.movie_id: facts for facts in FilmFacts.objects.all()}
+        stored = {facts.movie_id: facts for facts in FilmFacts.objects.filter(in_scope)}
         matched_ids = {match.movie_id for match in matching.matches}
         gone = [movie_id for movie_id in stored if movie_id not in matched_ids]
         report.facts_removed = FilmFacts.objects.filter(movie_id__in=gone).delete()[0]
@@ -394,13 +425,13 @@ def import_facts(wikidata: Sequence[WikidataFilm]) -> FactsReport:
             del stored[movie_id]
         # Every fact section in one query, and where each film's sections end.
         sections: dict[int, dict[str, MovieSection]] = defaultdict(dict)
-        for section in MovieSection.objects.filter(origin=Origin.FACTS).defer("embedding"):
+        for section in MovieSection.objects.filter(in_scope, origin=Origin.FACTS).defer("embedding"):
             sections[section.movie_id][section.kind] = section
         layout = {
             row["movie_id"]: row
-            for row in MovieSection.objects.values("movie_id").annotate(
-                last=Max("position"), others=Count("id", filter=~Q(origin=Origin.SOURCE))
-            )
+            for row in MovieSection.objects.filter(in_scope)
+            .values("movie_id")
+            .annotate(last=Max("position"), others=Count("id", filter=~Q(origin=Origin.SOURCE)))
         }
         fresh: list[Match] = []
         for match in matching.matches:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils.text import slugify
 
 from reports import wikipedia
@@ -285,8 +285,12 @@ def import_records(
     report = ImportReport()
     keys = {record.source_key for record in records}
     with transaction.atomic():
-        movies = {(movie.source, movie.source_key): movie for movie in Movie.objects.all()}
-        taken_slugs = {movie.slug for movie in movies.values()}
+        # Only the films these records are, and those the prune may remove: a part of a large catalogue loads its
+        # own films, not every film's text.
+        wanted = Q(source__in={record.source for record in records}, source_key__in=keys)
+        existing = Movie.objects.filter(wanted | Q(source=prune_source) if prune_source else wanted)
+        movies = {(movie.source, movie.source_key): movie for movie in existing}
+        taken_slugs = set(Movie.objects.values_list("slug", flat=True))
         if prune_source:
             stale = [m for (source, key), m in movies.items() if source == prune_source and key not in keys]
             for movie in stale:
@@ -365,10 +369,17 @@ def _unique_slug(record: FilmRecord, taken: set[str]) -> str:
 
 
 def embed_sections(
-    *, batch_size: int | None = None, everything: bool = False, progress: Progress = _no_progress
+    *,
+    batch_size: int | None = None,
+    everything: bool = False,
+    movie_ids: Collection[int] | None = None,
+    progress: Progress = _no_progress,
 ) -> int:
-    """Embed the sections whose text changed since they were last embedded (all of them with `everything`)."""
+    """Embed the sections whose text changed since they were last embedded (all of them with `everything`), of
+    every film or of the films `movie_ids`."""
     sections = MovieSection.objects.all() if everything else MovieSection.objects.needing_embedding()
+    if movie_ids is not None:
+        sections = sections.filter(movie_id__in=movie_ids)
     pending = list(sections.select_related("movie").only("id", "heading", "content", "content_hash", "movie__title"))
     # Texts of a like length share a model batch and pad less: measured 3-5% more sections per second.
     pending.sort(key=lambda section: len(section.embedding_text))

@@ -135,6 +135,8 @@ class MovieSection(models.Model):
                 opclasses=["vector_cosine_ops"],
             ),
             GinIndex(fields=["search_vector"], name="section_search_gin"),
+            # The films not ready yet (a section with no vector): empty but while an import embeds.
+            models.Index(fields=["movie"], condition=models.Q(embedding=None), name="section_not_embedded"),
         ]
 
     def __str__(self) -> str:
@@ -229,3 +231,36 @@ class Corpus(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sections} sections, {self.lexemes} lexemes"
+
+
+class ImportRun(models.Model):
+    """A background import (`reports.importing`): the films it plans, in parts the task queue runs one by one. A
+    part imports, matches to its facts and embeds its films in one transaction, so a film appears whole or not at
+    all, and a part cut short (a worker killed) is run again from the start."""
+
+    fingerprint = models.CharField(max_length=64, help_text="What was planned: the data and the options.")
+    description = models.CharField(max_length=300)
+    films_total = models.PositiveIntegerField(help_text="Films in the catalogue once the run is done.")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.description} ({self.started_at:%Y-%m-%d %H:%M})"
+
+
+class ImportPart(models.Model):
+    run = models.ForeignKey(ImportRun, on_delete=models.CASCADE, related_name="parts")
+    number = models.PositiveIntegerField()
+    source = models.CharField(max_length=20, choices=Movie.Source)
+    keys = ArrayField(models.CharField(max_length=300), help_text="The films' source keys.")
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [models.UniqueConstraint(fields=["run", "number"], name="import_part_unique")]
+
+    def __str__(self) -> str:
+        return f"part {self.number} of {self.run_id}: {len(self.keys)} {self.source} films"

@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from reports import importing
 from reports.models import Movie, MovieSection
 
 PAGE_SIZE = 48
@@ -109,6 +110,7 @@ def movie_list(request: HttpRequest) -> HttpResponse:
         "chosen": chosen,
         "facets": _facet_values(),
         "filtered": any(chosen.values()) or bool(decade),
+        "importing": importing.notice(),
     }
     return render(request, "reports/movie_list.html", context)
 

@@ -101,6 +101,12 @@ def database_url(settings_dict: dict[str, Any]) -> str:
     return f"postgres://{settings_dict['USER']}@{host}:{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"
 
 
+def procfile_command(process: str) -> str:
+    """The command line of one of the Procfile's processes."""
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return next(line.split(":", 1)[1].strip() for line in lines if line.startswith(f"{process}:"))
+
+
 @contextmanager
 def procfile_server(settings_dict: dict[str, Any], **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
     """The Procfile's web command (gunicorn with the uvicorn worker, one worker) on a free loopback port, against
@@ -109,7 +115,7 @@ def procfile_server(settings_dict: dict[str, Any], **env: str) -> Iterator[tuple
     import psycopg
 
     port = free_port()
-    command = (ROOT / "Procfile").read_text().split("web:", 1)[1].strip()
+    command = procfile_command("web")
     environment = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_"))}
     environment.update(
         DJANGO_SETTINGS_MODULE="flickora.settings",

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from reports import facts, ingest, wikidata
+from reports import facts, importing, ingest, tasks, wikidata
 from reports.management.progress import progress_bar
 from reports.models import Movie
 
@@ -38,10 +38,23 @@ class Command(BaseCommand):
             "16,900), with an overview written from its facts; N: only the first N of them. Embedding them all "
             "takes an hour or more on two cores.",
         )
+        parser.add_argument(
+            "--background",
+            action="store_true",
+            help="Queue the import for the worker (python manage.py run_worker) instead of running it here: films "
+            "appear part by part as they are embedded, and a run cut short resumes (see import_status). With "
+            "--catalogue and --limit; not with --file.",
+        )
+        parser.add_argument(
+            "--force", action="store_true", help="With --background: plan again even when nothing changed."
+        )
         parser.add_argument("--no-progress", action="store_true", help="No progress bars.")
         parser.add_argument("--show-skipped", action="store_true", help="List every skipped entry with its reason.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["background"]:
+            self._queue(options)
+            return
         started = time.perf_counter()
         progress = progress_bar(not options["no_progress"], self.stderr)
         prune_source = None
@@ -81,6 +94,17 @@ class Command(BaseCommand):
             embedded = ingest.embed_sections(progress=progress)
             self.stdout.write(f"Embedded {embedded} sections.")
         self.stdout.write(self.style.SUCCESS(f"Done in {time.perf_counter() - started:.1f} s."))
+
+    def _queue(self, options: dict[str, Any]) -> None:
+        if options["file"] or options["no_facts"] or options["no_embed"]:
+            raise CommandError(
+                "--background imports the bundled films with their facts; not with --file, --no-facts or --no-embed."
+            )
+        tasks.plan_import.enqueue(catalogue=options["catalogue"], limit=options["limit"], force=options["force"])
+        self.stdout.write(
+            "Import queued: the worker (python manage.py run_worker) plans it and imports the films part by part. "
+            f"Now: {importing.status().line()} (python manage.py import_status)."
+        )
 
     def _wikidata(self) -> list[wikidata.WikidataFilm] | None:
         try:
