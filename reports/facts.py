@@ -199,18 +199,31 @@ class FactSection:
     content: str
 
 
-def write_sections(title: str, film: WikidataFilm) -> list[FactSection]:
+@dataclass(frozen=True)
+class FactSource:
+    """Where a film's facts come from, as its sections say it."""
+
+    name: str
+    cast_order: str  # how the source orders a cast
+    box_office: str  # what its box office figure is
+
+
+WIKIDATA_FACTS = FactSource("Wikidata", "in alphabetical order", "the largest gross reported, often worldwide")
+TMDB_FACTS = FactSource("TMDB", "in billing order", "worldwide, as TMDB reports it")
+
+
+def write_sections(title: str, film: WikidataFilm, source: FactSource = WIKIDATA_FACTS) -> list[FactSection]:
     """The film's facts as plain sentences, one section per kind that has any; a field the data leaves empty is
     left out. `title` is the film's title in flickora."""
     sections = [
-        FactSection(Kind.CAST_CREW, Kind.CAST_CREW.label, _cast_and_crew(title, film)),
-        FactSection(Kind.PRODUCTION, Kind.PRODUCTION.label, _production(title, film)),
+        FactSection(Kind.CAST_CREW, Kind.CAST_CREW.label, _cast_and_crew(title, film, source)),
+        FactSection(Kind.PRODUCTION, Kind.PRODUCTION.label, _production(title, film, source)),
         FactSection(Kind.RECEPTION, Kind.RECEPTION.label, _reception(title, film)),
     ]
     return [section for section in sections if section.content]
 
 
-def _cast_and_crew(title: str, film: WikidataFilm) -> str:
+def _cast_and_crew(title: str, film: WikidataFilm, source: FactSource) -> str:
     sentences = []
     if film.directors and film.writers:
         sentences.append(f"{title} was directed by {_and(film.directors)} and written by {_and(film.writers)}.")
@@ -220,12 +233,12 @@ def _cast_and_crew(title: str, film: WikidataFilm) -> str:
         sentences.append(f"{title} was written by {_and(film.writers)}.")
     if film.cast:
         people = "one person" if len(film.cast) == 1 else f"{len(film.cast)} people"
-        order = "" if len(film.cast) == 1 else ", in alphabetical order"
-        sentences.append(f"Wikidata lists {people} in its cast{order}: {_and(film.cast)}.")
+        order = "" if len(film.cast) == 1 else f", {source.cast_order}"
+        sentences.append(f"{source.name} lists {people} in its cast{order}: {_and(film.cast)}.")
     return " ".join(sentences)
 
 
-def _production(title: str, film: WikidataFilm) -> str:
+def _production(title: str, film: WikidataFilm, source: FactSource) -> str:
     sentences = []
     if film.genres:
         sentences.append(f"{title} is {_a(_and([genre.lower() for genre in film.genres]))} film.")
@@ -245,9 +258,7 @@ def _production(title: str, film: WikidataFilm) -> str:
     if film.production:
         sentences.append(f"It was produced by {_and(film.production)}.")
     if film.box_office:
-        sentences.append(
-            f"Its box office gross was ${film.box_office:,} (the largest gross reported, often worldwide)."
-        )
+        sentences.append(f"Its box office gross was ${film.box_office:,} ({source.box_office}).")
     return " ".join(sentences)
 
 
@@ -390,7 +401,8 @@ def import_facts(wikidata: Sequence[WikidataFilm], movie_ids: Collection[int] | 
     With `movie_ids`, every film is matched (a film's entry may be claimed by another), but only those films are
     written, and any film that held an entry one of them now takes."""
     with transaction.atomic():
-        films = films_to_match()
+        # A film imported from TMDB has its facts from there (`reports.importing.import_tmdb_film`).
+        films = films_to_match(exclude_sources=[Movie.Source.TMDB])
         matching = match_films(films, wikidata)
         scope = None
         if movie_ids is not None:
@@ -401,7 +413,7 @@ def import_facts(wikidata: Sequence[WikidataFilm], movie_ids: Collection[int] | 
                 [match for match in matching.matches if match.movie_id in scope],
                 [miss for miss in matching.misses if miss[0] in scope],
             )
-        in_scope = Q() if scope is None else Q(movie_id__in=scope)
+        in_scope = ~Q(movie__source=Movie.Source.TMDB) & (Q() if scope is None else Q(movie_id__in=scope))
         titles = {film.movie_id: film.title for film in films}
         report = FactsReport(
             matched=len(matching.matches),
@@ -449,8 +461,22 @@ def _values(match: Match) -> dict[str, object]:
     return {name: _value(getattr(match.film, name)) for name in _FACT_FIELDS} | {"matched_by": match.how}
 
 
+def store_facts(movie: Movie, film: WikidataFilm, *, how: str, source: FactSource) -> FactsReport:
+    """Store one film's facts from another source than the Wikidata file (TMDB), and write its fact sections."""
+    report = FactsReport(matched=1, by={how: 1})
+    existing = {section.kind: section for section in MovieSection.objects.filter(movie=movie, origin=Origin.FACTS)}
+    stored = FilmFacts.objects.filter(movie=movie).first()
+    _store(Match(movie.pk, film, how), movie.title, stored, existing, report, source)
+    return report
+
+
 def _store(
-    match: Match, title: str, facts: FilmFacts | None, existing: dict[str, MovieSection], report: FactsReport
+    match: Match,
+    title: str,
+    facts: FilmFacts | None,
+    existing: dict[str, MovieSection],
+    report: FactsReport,
+    source: FactSource = WIKIDATA_FACTS,
 ) -> None:
     values = _values(match)
     if facts is None:
@@ -459,7 +485,7 @@ def _store(
     elif any(getattr(facts, name) != value for name, value in values.items()):
         FilmFacts.objects.filter(pk=facts.pk).update(**values)
         report.facts_updated += 1
-    _sync_sections(match.movie_id, title, write_sections(title, match.film), existing, report)
+    _sync_sections(match.movie_id, title, write_sections(title, match.film, source), existing, report)
 
 
 def _create(matches: list[Match], titles: dict[int, str], last: dict[int, int], report: FactsReport) -> None:

@@ -21,8 +21,8 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from reports import facts, ingest, wikidata
-from reports.models import ImportPart, ImportRun, Movie, MovieSection
+from reports import facts, ingest, tmdb, wikidata
+from reports.models import FilmFacts, ImportPart, ImportRun, Movie, MovieSection
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ PLAN_VERSION = 1
 # Parts and plans take this transaction-level advisory lock: one at a time, whatever the number of workers.
 _LOCK = 0x666C6B01
 
-WIKIPEDIA, CATALOGUE = Movie.Source.WIKIPEDIA, Movie.Source.WIKIDATA
+WIKIPEDIA, CATALOGUE, TMDB = Movie.Source.WIKIPEDIA, Movie.Source.WIKIDATA, Movie.Source.TMDB
 
 
 # The sources, read once per process (a worker runs hundreds of parts).
@@ -289,3 +289,86 @@ def _duration(seconds: float) -> str:
     if seconds < 90 * 60:
         return f"{round(seconds / 60)} min"
     return f"{seconds / 3600:.1f} h"
+
+
+# A film from TMDB.
+
+
+class AlreadyInCatalogue(ValueError):
+    """The film asked for from TMDB is one the catalogue has, or will have, from Wikidata."""
+
+
+@dataclass(frozen=True)
+class TmdbImport:
+    movie: Movie
+    outcome: str  # imported, updated or unchanged
+    embedded: int
+
+    def __str__(self) -> str:
+        film = f"{self.movie.title} ({self.movie.year or 'year unknown'})"
+        return f"{film} {self.outcome} from TMDB, {self.embedded} sections embedded: {self.movie.get_absolute_url()}"
+
+
+def import_tmdb_film(tmdb_id: int) -> TmdbImport:
+    """Fetch a film's details and credits from TMDB (`reports.tmdb`), and import it as any film: its overview, its
+    facts and their sections, embedded, in one transaction. Again, it changes only what changed on TMDB."""
+    film = tmdb.fetch_film(tmdb_id)
+    check_not_in_catalogue(film)
+    as_facts = _tmdb_facts(film)
+    record = ingest.FilmRecord(
+        source=TMDB,
+        source_key=str(film.tmdb_id),
+        title=film.title,
+        text=tmdb.overview_text(film) or (facts.overview(as_facts) if as_facts else film.title),
+        year=film.year,
+        director=facts.directors_line(film.directors),
+        genres=film.genres,
+        source_url=film.page_url,
+        poster_url=film.poster_url,
+        tmdb_id=film.tmdb_id,
+    )
+    with transaction.atomic():
+        _lock()
+        report = ingest.import_records([record])
+        movie = Movie.objects.get(source=TMDB, source_key=record.source_key)
+        if as_facts is not None:
+            facts.store_facts(movie, as_facts, how="TMDB", source=facts.TMDB_FACTS)
+        embedded = ingest.embed_sections(movie_ids=[movie.pk])
+    outcome = "imported" if report.created else "updated" if report.updated or embedded else "unchanged"
+    result = TmdbImport(movie, outcome, embedded)
+    logger.info("%s", result)
+    return result
+
+
+def check_not_in_catalogue(film: tmdb.TmdbFilm) -> None:
+    """AlreadyInCatalogue when another film has this one's IMDb id, or the Wikidata catalogue does."""
+    if not film.imdb_id:
+        return
+    held = FilmFacts.objects.filter(imdb_id=film.imdb_id).exclude(movie__source=TMDB)
+    if held.exists() or any(entry.imdb_id == film.imdb_id for entry in wikidata_films() or ()):
+        raise AlreadyInCatalogue(
+            f"{film.title} ({film.year}) is in the Wikidata catalogue (IMDb {film.imdb_id}): "
+            "python manage.py import_movies --catalogue imports it with the others."
+        )
+
+
+def _tmdb_facts(film: tmdb.TmdbFilm) -> wikidata.WikidataFilm | None:
+    """A TMDB film's facts in the shape the fact sections are written from; None without a year."""
+    if film.year is None:
+        return None
+    return wikidata.WikidataFilm(
+        imdb_id=film.imdb_id or f"tmdb:{film.tmdb_id}",
+        title=film.title,
+        year=film.year,
+        runtime=film.runtime,
+        genres=film.genres,
+        released=film.released,
+        released_precision="day" if film.released else "",
+        directors=film.directors,
+        writers=film.writers,
+        cast=film.cast,
+        languages=film.languages,
+        countries=film.countries,
+        box_office=film.box_office,
+        production=film.production,
+    )

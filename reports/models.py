@@ -72,7 +72,7 @@ class Movie(models.Model):
         if self.source == self.Source.WIKIPEDIA:
             return "Text from Wikipedia, available under CC BY-SA 4.0."
         if self.source == self.Source.TMDB:
-            return "Overview from TMDB."
+            return "Overview and facts from TMDB (The Movie Database)."
         if self.source == self.Source.WIKIDATA:
             return "Overview written from Wikidata's facts, available under CC0."
         return ""

@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from reports import importing
+from reports import importing, tmdb
 from reports.models import Movie, MovieSection
 
 PAGE_SIZE = 48
@@ -125,5 +125,6 @@ def movie_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "sections": sections,
         "decade": movie.year // 10 * 10 if movie.year else None,
         "suggestions": FILM_SUGGESTIONS,
+        "tmdb_attribution": tmdb.ATTRIBUTION,
     }
     return render(request, "reports/movie_detail.html", context)

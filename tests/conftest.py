@@ -39,6 +39,29 @@ def django_db_setup(django_db_setup, django_db_blocker):
         ingest.embed_sections()
 
 
+@pytest.fixture(scope="session")
+def tmdb_server():
+    from tests.fake_tmdb import FakeTmdbServer
+
+    with FakeTmdbServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_tmdb(tmdb_server, settings, monkeypatch):
+    """The fake TMDB on loopback (tests/fake_tmdb.py), reset for each test, configured as the app's TMDB with a v3
+    key."""
+    from tests.fake_tmdb import FAKE_API_KEY
+
+    monkeypatch.delenv("TMDB_API_KEY", raising=False)
+    tmdb_server.reset()
+    settings.TMDB_API_URL = tmdb_server.base_url
+    settings.TMDB_API_KEY = FAKE_API_KEY
+    settings.TMDB_TIMEOUT = 2.0
+    yield tmdb_server
+    tmdb_server.reset()
+
+
 @pytest.fixture
 def sample_movies(db):
     from reports.models import Movie

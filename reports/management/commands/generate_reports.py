@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from llm import config_from_settings
-from reports import generation
+from reports import generation, tasks
 from reports.management.progress import progress_bar
 from reports.models import Movie
 
@@ -31,6 +31,11 @@ class Command(BaseCommand):
             help=f"Comma-separated kinds to write (default: all of {', '.join(generation.GENERATED_KINDS)}).",
         )
         parser.add_argument("--force", action="store_true", help="Ask again for kinds a film already has.")
+        parser.add_argument(
+            "--background",
+            action="store_true",
+            help="Queue one task per film for the worker (python manage.py run_worker) instead of writing here.",
+        )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -45,6 +50,11 @@ class Command(BaseCommand):
         movies = list(self._movies(options["movie"], options["limit"]))
         if not movies:
             self.stdout.write("No films to generate sections for.")
+            return
+        if options["background"]:
+            for movie in movies:
+                tasks.generate_report.enqueue(movie.pk, kinds, options["force"])
+            self.stdout.write(f"Queued {len(movies)} films for the worker (python manage.py run_worker).")
             return
 
         totals = dict.fromkeys(["written", "unchanged", "insufficient", "removed", "rejected", "failed"], 0)

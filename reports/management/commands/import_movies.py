@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from reports import facts, importing, ingest, tasks, wikidata
+from reports import facts, importing, ingest, tasks, tmdb, wikidata
 from reports.management.progress import progress_bar
 from reports.models import Movie
 
@@ -48,10 +48,28 @@ class Command(BaseCommand):
         parser.add_argument(
             "--force", action="store_true", help="With --background: plan again even when nothing changed."
         )
+        parser.add_argument(
+            "--tmdb",
+            type=int,
+            action="append",
+            metavar="ID",
+            help="Import this film from TMDB (its details and credits; needs TMDB_API_KEY), as a background task "
+            "for the worker. Repeat for more films.",
+        )
+        parser.add_argument(
+            "--tmdb-search",
+            metavar="TITLE",
+            help="Search TMDB for films by title (with --year), list them, and import the one that has that exact "
+            "title, if only one has.",
+        )
+        parser.add_argument("--year", type=int, help="With --tmdb-search: the year of release.")
         parser.add_argument("--no-progress", action="store_true", help="No progress bars.")
         parser.add_argument("--show-skipped", action="store_true", help="List every skipped entry with its reason.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["tmdb"] or options["tmdb_search"]:
+            self._from_tmdb(options["tmdb"] or [], options["tmdb_search"], options["year"])
+            return
         if options["background"]:
             self._queue(options)
             return
@@ -105,6 +123,36 @@ class Command(BaseCommand):
             "Import queued: the worker (python manage.py run_worker) plans it and imports the films part by part. "
             f"Now: {importing.status().line()} (python manage.py import_status)."
         )
+
+    def _from_tmdb(self, ids: list[int], search: str | None, year: int | None) -> None:
+        try:
+            if search:
+                hits = tmdb.search_films(search, year)
+                for hit in hits[:10]:
+                    self.stdout.write(f"  {hit.tmdb_id}: {hit.title} ({hit.year or 'year unknown'})")
+                exact = [hit for hit in hits if hit.title.casefold() == search.strip().casefold()]
+                if len(exact) != 1:
+                    found = f"{len(hits)} films" if hits else "No film"
+                    self.stdout.write(
+                        f"{found} on TMDB for {search!r}{f' ({year})' if year else ''}"
+                        f"{', none with that exact title' if hits and not exact else ''}"
+                        f"{f', {len(exact)} with that exact title' if len(exact) > 1 else ''}: "
+                        "import one with --tmdb ID."
+                    )
+                    return
+                ids = [*ids, exact[0].tmdb_id]
+            for tmdb_id in ids:
+                # Asked now, so that a wrong id or key is said here rather than in the worker's log.
+                film = tmdb.fetch_film(tmdb_id)
+                importing.check_not_in_catalogue(film)
+                tasks.import_tmdb.enqueue(tmdb_id)
+                self.stdout.write(
+                    f"Queued {film.title} ({film.year or 'year unknown'}), TMDB {tmdb_id}: the worker "
+                    "(python manage.py run_worker) imports and embeds it."
+                )
+        except (tmdb.TmdbError, importing.AlreadyInCatalogue) as error:
+            raise CommandError(str(error)) from None
+        self.stdout.write(tmdb.ATTRIBUTION)
 
     def _wikidata(self) -> list[wikidata.WikidataFilm] | None:
         try:
