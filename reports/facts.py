@@ -326,8 +326,13 @@ _FACT_FIELDS = [
 ]  # fmt: skip
 
 
-def films_to_match(exclude_sources: Collection[str] = ()) -> list[FilmToMatch]:
-    rows = Movie.objects.exclude(source__in=exclude_sources).values_list(
+def films_to_match(
+    exclude_sources: Collection[str] = (), movie_ids: Collection[int] | None = None
+) -> list[FilmToMatch]:
+    movies = Movie.objects.exclude(source__in=exclude_sources)
+    if movie_ids is not None:
+        movies = movies.filter(pk__in=movie_ids)
+    rows = movies.values_list(
         "id", "title", "year", "director", Left("source_text", _LEAD_CHARACTERS), "source", "source_key"
     )
     return [
@@ -394,15 +399,22 @@ def directors_line(directors: Sequence[str]) -> str:
     return ""
 
 
-def import_facts(wikidata: Sequence[WikidataFilm], movie_ids: Collection[int] | None = None) -> FactsReport:
+def import_facts(
+    wikidata: Sequence[WikidataFilm],
+    movie_ids: Collection[int] | None = None,
+    *,
+    films: Sequence[FilmToMatch] | None = None,
+) -> FactsReport:
     """Match every film to its facts, store them and write its fact sections (one transaction). Idempotent:
     unchanged facts change nothing; a film no longer matched loses its facts and their sections.
 
     With `movie_ids`, every film is matched (a film's entry may be claimed by another), but only those films are
-    written, and any film that held an entry one of them now takes."""
+    written, and any film that held an entry one of them now takes. `films`: match only these (films imported
+    from their own entries, which no other film claims)."""
     with transaction.atomic():
-        # A film imported from TMDB has its facts from there (`reports.importing.import_tmdb_film`).
-        films = films_to_match(exclude_sources=[Movie.Source.TMDB])
+        if films is None:
+            # A film imported from TMDB has its facts from there (`reports.importing.import_tmdb_film`).
+            films = films_to_match(exclude_sources=[Movie.Source.TMDB])
         matching = match_films(films, wikidata)
         scope = None
         if movie_ids is not None:

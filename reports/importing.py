@@ -53,6 +53,11 @@ def wikidata_films() -> tuple[wikidata.WikidataFilm, ...] | None:
 
 
 @functools.cache
+def _entries_by_id() -> dict[str, wikidata.WikidataFilm]:
+    return {entry.imdb_id: entry for entry in wikidata_films() or ()}
+
+
+@functools.cache
 def _catalogue_records() -> dict[str, ingest.FilmRecord]:
     films = wikidata_films() or ()
     return {record.source_key: record for record in facts.catalogue_records(films, others=[])}
@@ -196,9 +201,17 @@ def run_part(part_id: int) -> PartResult | None:
         movie_ids = list(
             Movie.objects.filter(source=part.source, source_key__in=part.keys).values_list("id", flat=True)
         )
-        films = wikidata_films()
-        if films is not None:
-            facts.import_facts(films, movie_ids=movie_ids)
+        entries = wikidata_films()
+        if entries is not None and part.source == CATALOGUE:
+            # Each its own entry, which the plan left to it: no need to match every film of the catalogue again.
+            own = _entries_by_id()
+            facts.import_facts(
+                [own[key] for key in part.keys if key in own],
+                movie_ids=movie_ids,
+                films=facts.films_to_match(movie_ids=movie_ids),
+            )
+        elif entries is not None:
+            facts.import_facts(entries, movie_ids=movie_ids)
         embedded = ingest.embed_sections(movie_ids=movie_ids)
         part.done_at = timezone.now()
         part.save(update_fields=["done_at"])
@@ -345,7 +358,7 @@ def check_not_in_catalogue(film: tmdb.TmdbFilm) -> None:
     if not film.imdb_id:
         return
     held = FilmFacts.objects.filter(imdb_id=film.imdb_id).exclude(movie__source=TMDB)
-    if held.exists() or any(entry.imdb_id == film.imdb_id for entry in wikidata_films() or ()):
+    if held.exists() or film.imdb_id in _entries_by_id():
         raise AlreadyInCatalogue(
             f"{film.title} ({film.year}) is in the Wikidata catalogue (IMDb {film.imdb_id}): "
             "python manage.py import_movies --catalogue imports it with the others."

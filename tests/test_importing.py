@@ -130,3 +130,19 @@ def test_import_status_says_where_the_run_is(run, capsys):
 def test_import_status_before_any_import(sample_movies, capsys):
     call_command("import_status")
     assert capsys.readouterr().out == "No background import yet. [########################] 14 of 14 films ready\n"
+
+
+def test_a_catalogue_part_imports_wikidata_films_with_an_overview_written_from_their_facts(sample_movies):
+    run = importing.plan(catalogue=2, limit=2, part_films=2)
+    assert run.description == "2 Wikipedia films and 2 from the Wikidata catalogue"
+    wikipedia, catalogue = run.parts.all()
+    assert (catalogue.source, catalogue.keys) == ("wikidata", ["tt0498329", "tt1741542"])
+    assert str(importing.run_part(catalogue.pk)) == "part 2: 2 films (2 new), 8 sections embedded"
+    movie = Movie.objects.get(source="wikidata", source_key="tt0498329")
+    assert [s.heading for s in MovieSection.objects.for_movie(movie)] == [
+        "Overview",
+        "Production",
+        "Cast and crew",
+        "Reception",
+    ]
+    assert (movie.facts.imdb_id, movie.facts.matched_by) == ("tt0498329", "its own entry")
