@@ -118,3 +118,15 @@ def test_processes_starting_together_share_one_embedded_server(tmp_path):
         subprocess.run(
             ["su", "embedded_postgres", "-s", "/bin/sh", "-c", " ".join(pg_ctl)], capture_output=True, check=False
         )
+
+
+def test_railways_worker_service_runs_the_procfiles_worker():
+    import tomllib
+
+    from tests.live import ROOT, procfile_command
+
+    worker = tomllib.loads((ROOT / "railway.worker.toml").read_text())
+    web = tomllib.loads((ROOT / "railway.toml").read_text())
+    assert worker["deploy"]["startCommand"] == procfile_command("worker") == "python manage.py run_worker"
+    assert "healthcheckPath" not in worker["deploy"]
+    assert worker["build"]["buildCommand"].startswith(web["build"]["buildCommand"].split(" && ")[0])
