@@ -143,9 +143,10 @@ def _catalogue(wikipedia: list[ingest.FilmRecord], catalogue: int | None) -> lis
     films = wikidata_films()
     if catalogue is None or films is None:
         return []
-    # The films the catalogue must not repeat: the Wikipedia films about to be imported, and the other films.
+    # The films the catalogue must not repeat: the Wikipedia films about to be imported, and the films here (a film
+    # in both only claims its entry twice).
     others = [facts.record_to_match(-number, record) for number, record in enumerate(wikipedia, start=1)]
-    others += facts.films_to_match(exclude_sources=[WIKIPEDIA, CATALOGUE])
+    others += facts.films_to_match(exclude_sources=[CATALOGUE])
     entries = facts.catalogue_records(films, others=others)
     return entries[:catalogue] if catalogue else entries
 

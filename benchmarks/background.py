@@ -1,0 +1,169 @@
+"""The web process while the worker imports: page and chat latency with the worker idle and while it embeds the
+Wikidata catalogue in the background, the worker's memory and its pace (`python -m benchmarks background`).
+
+On a copy of the base database (the 761 films), the Procfile's web process (one worker) and, for the second
+measurement, the Procfile's worker importing `--films` catalogue films. Each round asks, one after the other, the
+catalogue page, a film's page and a question across all films (the offline answerer, read to its last event; the
+retrieval cache off, so every question is retrieved). Writes bench/background.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import time
+from typing import Any
+
+import httpx
+import psutil
+
+from benchmarks.environment import (
+    BASE_DB,
+    BENCH_DIR,
+    DATA_DIR,
+    ROOT,
+    admin_connection,
+    bench_env,
+    database_url,
+    manage,
+    prepare_base,
+    recreate_database,
+)
+from benchmarks.measure import percentiles, timed
+from benchmarks.questions import QUESTIONS
+from benchmarks.streams import free_port
+
+DATABASE = "flickora_background"
+PAGES = ("catalogue", "film page", "question across films")
+
+
+def procfile(process: str) -> str:
+    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith(f"{process}:"))
+    return line.split(":", 1)[1].strip()
+
+
+def start(process: str, log_name: str, **env: str) -> subprocess.Popen[bytes]:
+    log = open(DATA_DIR / log_name, "wb")
+    return subprocess.Popen(
+        ["sh", "-c", "exec " + procfile(process)],
+        cwd=ROOT,
+        env=bench_env(DATABASE_URL=database_url(DATABASE), **env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def measure(url: str, rounds: int, offset: int) -> dict[str, dict[str, Any]]:
+    times: dict[str, list[float]] = {page: [] for page in PAGES}
+    with httpx.Client(base_url=url, timeout=60) as web:
+        web.get("/")
+        web.headers["X-CSRFToken"] = web.cookies["csrftoken"]
+        slug = web.get("/movies/vertigo/").url.path
+        for number in range(rounds):
+            times["catalogue"].append(timed(lambda: web.get("/").raise_for_status())[0])
+            times["film page"].append(timed(lambda: web.get(slug).raise_for_status())[0])
+            question = QUESTIONS[(offset + number) % len(QUESTIONS)] + f" ({offset + number})"
+            times["question across films"].append(timed(lambda q=question: ask(web, q))[0])
+    return {page: percentiles(values) for page, values in times.items()}
+
+
+def ask(web: httpx.Client, question: str) -> None:
+    started = web.post("/chat/", data={"question": question})
+    started.raise_for_status()
+    body = web.get(started.json()["stream"]).text
+    assert "event: done" in body, body[-300:]
+
+
+def parts_done() -> list[float]:
+    with admin_connection(DATABASE) as conn:
+        rows = conn.execute("SELECT extract(epoch FROM done_at) FROM reports_importpart WHERE done_at IS NOT NULL")
+        return sorted(float(value) for (value,) in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=30, help="Rounds of the three requests per measurement.")
+    parser.add_argument("--films", type=int, default=2000, help="Catalogue films the worker imports meanwhile.")
+    parser.add_argument("--output", default=str(BENCH_DIR / "background.json"))
+    args = parser.parse_args()
+
+    prepare_base()
+    recreate_database(DATABASE, template=BASE_DB)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    web = start(
+        "web",
+        "bench-background-web.log",
+        HOST="127.0.0.1",
+        PORT=str(port),
+        WEB_CONCURRENCY="1",
+        OPENROUTER_API_KEY="",
+        LLM_BASE_URL="",
+        RETRIEVAL_CACHE_SIZE="0",
+        RESPONSE_CACHE_TTL="0",
+        RATE_LIMIT_REQUESTS="1000000",
+        RATE_LIMIT_IP_REQUESTS="1000000",
+    )
+    worker = None
+    try:
+        for _ in range(480):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        measure(url, 3, 1000)  # warm
+        idle = measure(url, args.rounds, 0)
+        manage("import_movies", "--background", "--catalogue", str(args.films), database=DATABASE)
+        worker = start("worker", "bench-background-worker.log")
+        while len(parts_done()) < 2:  # the plan, the model loaded, a part embedded: the worker is at its pace
+            if worker.poll() is not None:
+                raise SystemExit(f"the worker exited; see {DATA_DIR / 'bench-background-worker.log'}")
+            time.sleep(0.5)
+        before = parts_done()
+        rss = [psutil.Process(worker.pid).memory_info().rss]
+        busy = measure(url, args.rounds, 500)
+        rss.append(psutil.Process(worker.pid).memory_info().rss)
+        during = parts_done()
+    finally:
+        for process in (worker, web):
+            if process is not None:
+                stop(process)
+    films_per_part = int(bench_env().get("IMPORT_PART_FILMS") or 40)
+    seconds = during[-1] - before[-1] if len(during) > len(before) else None
+    pace = (len(during) - len(before)) * films_per_part / seconds if seconds else None
+    result = {
+        "rounds": args.rounds,
+        "idle": idle,
+        "importing": busy,
+        "worker_rss_mb": round(max(rss) / 2**20),
+        "parts_during_measurement": len(during) - len(before),
+        "films_per_second": round(pace, 2) if pace else None,
+    }
+    (ROOT / args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{'':24} {'idle p50':>10} {'p99':>8} {'importing p50':>14} {'p99':>8}")
+    for page in PAGES:
+        print(
+            f"{page:24} {idle[page]['p50']:>8} ms {idle[page]['p99']:>5} ms {busy[page]['p50']:>11} ms "
+            f"{busy[page]['p99']:>5} ms"
+        )
+    print(
+        f"worker: {result['worker_rss_mb']} MB resident, {result['parts_during_measurement']} parts embedded during "
+        f"the measurement, {result['films_per_second']} films/s"
+    )
+
+
+if __name__ == "__main__":
+    main()
