@@ -1,9 +1,10 @@
 import hashlib
 
 from django.contrib.postgres.fields import ArrayField
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
+from django.db.models.functions import Upper
 from django.urls import reverse
 from pgvector.django import HnswIndex, VectorField
 
@@ -56,8 +57,14 @@ class Movie(models.Model):
         ordering = ["title"]
         indexes = [
             models.Index(fields=["year"]),
+            # The catalogue's pages in title and in year order: read in order, not sorted whole for each page.
+            models.Index(fields=["title", "id"], name="movie_title_order"),
+            models.Index(models.F("year").asc(nulls_last=True), "title", "id", name="movie_year_order"),
             # Typo-tolerant title search (trigram similarity, and ILIKE for substrings) reads this index.
             GinIndex(fields=["title"], name="movie_title_trgm", opclasses=["gin_trgm_ops"]),
+            # Django writes icontains as UPPER(title) LIKE UPPER(...): without this the search's OR of three
+            # conditions cannot use an index, and scans every film.
+            GinIndex(OpClass(Upper("title"), name="gin_trgm_ops"), name="movie_title_upper_trgm"),
             GinIndex(fields=["title_lexemes"], name="movie_title_lexemes"),
         ]
 

@@ -63,13 +63,45 @@ FACETS_SQL = " UNION ALL ".join(
 )
 
 
-def _facet_values() -> dict[str, list[str]]:
+# The facet values of the corpus generation they were read at: reading them unnests every film's facts (tens of
+# milliseconds at 17,000 films), and they change only when films or sections do, which moves the generation.
+_facets: tuple[int, dict[str, list[str]]] | None = None
+
+
+def _facet_values(generation: int) -> dict[str, list[str]]:
+    global _facets
+    cached = _facets
+    if cached is not None and cached[0] == generation:
+        return cached[1]
     values: dict[str, list[str]] = {name: [] for name in FACETS}
     with connection.cursor() as cursor:
         cursor.execute(FACETS_SQL)
         for name, value in cursor.fetchall():
             values[name].append(value)
-    return {name: sorted(found, key=str.casefold) for name, found in values.items()}
+    found = {name: sorted(found, key=str.casefold) for name, found in values.items()}
+    _facets = (generation, found)
+    return found
+
+
+def forget_facet_values() -> None:
+    global _facets
+    _facets = None
+
+
+# The decades that have films: one probe of the year index per decade, not a scan of every film.
+DECADES_SQL = """
+SELECT decade
+  FROM generate_series((SELECT min(year) / 10 * 10 FROM reports_movie), (SELECT max(year) FROM reports_movie), 10)
+       AS decade
+ WHERE EXISTS (SELECT FROM reports_movie WHERE year >= decade AND year < decade + 10)
+ ORDER BY decade
+"""
+
+
+def _decades() -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(DECADES_SQL)
+        return [decade for (decade,) in cursor.fetchall()]
 
 
 @ensure_csrf_cookie
@@ -94,23 +126,18 @@ def movie_list(request: HttpRequest) -> HttpResponse:
     else:
         movies = movies.order_by(*SORTS[sort])
     page = Paginator(movies, PAGE_SIZE).get_page(request.GET.get("page"))
-    decades = (
-        Movie.objects.filter(year__isnull=False)
-        .values_list(F("year") / 10 * 10, flat=True)
-        .distinct()
-        .order_by(F("year") / 10 * 10)
-    )
+    state = importing.catalogue_state()
     context = {
         "page": page,
         "query": query,
         "decade": decade,
-        "decades": list(decades),
+        "decades": _decades(),
         "sort": sort,
         "sorts": list(SORTS),
         "chosen": chosen,
-        "facets": _facet_values(),
+        "facets": _facet_values(state.generation),
         "filtered": any(chosen.values()) or bool(decade),
-        "importing": importing.notice(),
+        "importing": state.importing,
     }
     return render(request, "reports/movie_list.html", context)
 

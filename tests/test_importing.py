@@ -4,7 +4,7 @@ import pytest
 from django.core.management import call_command
 from django_tasks_db.models import DBTaskResult
 
-from reports import importing, ingest
+from reports import importing, ingest, views
 from reports.models import FilmFacts, ImportRun, Movie, MovieSection
 
 # The bundled data's first six films: the first four are among the test database's sample films (conftest), the
@@ -107,7 +107,9 @@ def test_planning_while_a_run_is_unfinished_resumes_it(run):
 
 def test_the_catalogue_says_how_many_films_are_ready_while_importing(client, run, django_assert_num_queries):
     MovieSection.objects.filter(movie__source_key="Tokyo Story").update(embedding=None)
-    with django_assert_num_queries(5):  # the count, the page, the decades, the facets, the import
+    views.forget_facet_values()
+    importing.forget_ready_count()
+    with django_assert_num_queries(5):  # the count, the page, the decades, the import, the facets
         body = client.get("/").content.decode()
     assert (
         '<p class="import-status" role="status">13 of 16 films ready; the others appear as they are imported.</p>'
@@ -146,3 +148,14 @@ def test_a_catalogue_part_imports_wikidata_films_with_an_overview_written_from_t
         "Reception",
     ]
     assert (movie.facts.imdb_id, movie.facts.matched_by) == ("tt0498329", "its own entry")
+
+
+def test_the_catalogue_counts_the_films_ready_at_most_every_few_seconds(run):
+    importing.forget_ready_count()
+    assert importing.catalogue_state(now=1000.0).importing == (14, 16)
+    importing.run_part(run.parts.get(number=3).pk)  # two more films
+    assert importing.catalogue_state(now=1004.0).importing == (14, 16)  # the count of 1000.0
+    assert importing.catalogue_state(now=1005.0).importing == (16, 16)
+    for part in run.parts.all():
+        importing.run_part(part.pk)
+    assert importing.catalogue_state(now=1006.0).importing is None
