@@ -1,0 +1,127 @@
+"""Retrieval on the real catalogue: the database `make run` fills (the Wikipedia films and the Wikidata catalogue,
+imported and embedded by the worker), not a synthetic corpus (`python -m benchmarks catalogue`).
+
+Reads the development database (var/, `FLICKORA_DATA_DIR` to point elsewhere, or `--database-url`), so run it once
+`python manage.py import_status` says the import is done. Measures its rows; the HNSW index rebuilt (REINDEX, the
+time and the size); recall@10 of the app's nearest-neighbour statement (VECTOR_SQL) at the default `ef_search`
+against an exact scan of the same statement (the index switched off), over the 50 cross-film questions and 50 about
+named films; and per-film and cross-film retrieval through the app (`search_movie`, `search_all`, the retrieval
+cache off), p50 and p99. Writes bench/catalogue.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.environment import BENCH_DIR, ROOT, machine
+from benchmarks.measure import percentiles, timed
+from benchmarks.questions import FILM_QUESTIONS, QUESTIONS
+
+HNSW_INDEX = "section_embedding_hnsw"
+
+
+def setup(database_url: str | None) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flickora.settings")
+    os.environ.setdefault("DEBUG", "1")  # the development database's own settings, as `make run` has them
+    os.environ.setdefault("FLICKORA_DATA_DIR", str(ROOT / "var"))
+    os.environ["RETRIEVAL_CACHE_SIZE"] = "0"
+    if database_url:
+        os.environ["DATABASE_URL"] = database_url
+    import django
+
+    django.setup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", help="Another database than the development one.")
+    parser.add_argument("--rounds", type=int, default=2, help="Rounds of the questions for the latencies.")
+    parser.add_argument("--no-reindex", action="store_true", help="Do not rebuild the HNSW index.")
+    parser.add_argument("--output", default=str(BENCH_DIR / "catalogue.json"))
+    args = parser.parse_args()
+    setup(args.database_url)
+
+    from django.conf import settings
+    from django.db import connection, transaction
+
+    from reports.embeddings import embed_query
+    from reports.search import VECTOR_SQL, configure_cross_film_search, search_all, search_movie, vector_literal
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM reports_movie), (SELECT count(*) FROM reports_moviesection),"
+            " (SELECT count(embedding) FROM reports_moviesection), (SELECT count(*) FROM reports_filmfacts)"
+        )
+        films, sections, embedded, with_facts = cursor.fetchone()
+        build_seconds = None
+        if not args.no_reindex:
+            started = time.perf_counter()
+            cursor.execute(f"REINDEX INDEX {HNSW_INDEX}")
+            build_seconds = round(time.perf_counter() - started, 1)
+        cursor.execute("SELECT pg_relation_size(%s::regclass)", [HNSW_INDEX])
+        index_mb = round(cursor.fetchone()[0] / 2**20, 1)
+        cursor.execute("SELECT id, title FROM reports_movie ORDER BY id")
+        catalogue = cursor.fetchall()
+    print(f"{films:,} films, {sections:,} sections ({embedded:,} embedded); HNSW {index_mb} MB", file=sys.stderr)
+
+    rng = random.Random(0)
+    named = [f"Who directed {title}?" for _, title in rng.sample(catalogue, 50)]
+
+    def nearest(vector: Any, exact: bool) -> list[int]:
+        with transaction.atomic(), connection.cursor() as cursor:
+            if exact:
+                cursor.execute("SELECT set_config('enable_indexscan', 'off', true)")
+            else:
+                configure_cross_film_search(cursor, settings.HNSW_EF_SEARCH)
+            cursor.execute(VECTOR_SQL, {"vector": vector_literal(vector), "candidates": 10})
+            return [row[0] for row in cursor.fetchall()]
+
+    recalls = {"cross-film questions": [], "questions about named films": []}
+    for label, questions in (("cross-film questions", QUESTIONS), ("questions about named films", named)):
+        for question in questions:
+            vector = embed_query(question)
+            truth = set(nearest(vector, exact=True))
+            recalls[label].append(len(truth & set(nearest(vector, exact=False))) / len(truth))
+
+    cross, per_film = [], []
+    for round_number in range(args.rounds):
+        for number, question in enumerate(QUESTIONS):
+            asked = f"{question} ({round_number})"  # a new question each time: embedded, then searched
+            cross.append(timed(lambda q=asked: search_all(query=q))[0])
+            movie_id = catalogue[(number * 7919 + round_number) % len(catalogue)][0]
+            film_question = FILM_QUESTIONS[number % len(FILM_QUESTIONS)] + f" ({round_number})"
+            per_film.append(timed(lambda m=movie_id, q=film_question: search_movie(movie_id=m, query=q))[0])
+
+    result = {
+        "machine": machine(),
+        "films": films,
+        "sections": sections,
+        "embedded_sections": embedded,
+        "films_with_facts": with_facts,
+        "hnsw_build_seconds": build_seconds,
+        "hnsw_index_mb": index_mb,
+        "ef_search": settings.HNSW_EF_SEARCH,
+        "recall_at_10": {label: round(sum(values) / len(values), 4) for label, values in recalls.items()},
+        "cross_film_ms": percentiles(cross),
+        "per_film_ms": percentiles(per_film),
+    }
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        f"{films:,} films, {sections:,} sections; HNSW rebuilt in {build_seconds} s, {index_mb} MB\n"
+        f"recall@10 at ef_search {settings.HNSW_EF_SEARCH}: "
+        + ", ".join(f"{label} {value}" for label, value in result["recall_at_10"].items())
+        + f"\ncross-film (new question, with its embedding): p50 {result['cross_film_ms']['p50']} ms, "
+        f"p99 {result['cross_film_ms']['p99']} ms\nper film: p50 {result['per_film_ms']['p50']} ms, "
+        f"p99 {result['per_film_ms']['p99']} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
