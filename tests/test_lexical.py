@@ -12,6 +12,7 @@ from reports.search import (
     BM25_K1,
     LEXICAL_COMMON,
     TITLE_SQL,
+    TITLE_WORD_WEIGHT,
     VECTOR_ONLY,
     run_prepared,
     search_all,
@@ -125,6 +126,20 @@ def test_a_named_title_comes_first_even_misspelt(fixed_corpus):
     for question in ("What year is Vertigo from?", "who made vertigoo", "tell me about the winter orchad"):
         titles = [hit.movie_title for hit in search_all(query=question, k=3, per_film=1).hits]
         assert titles[0] == ("Winter Orchard" if "orchad" in question else "Vertigo"), question
+
+
+def test_a_word_of_a_title_the_question_does_not_name_weighs_less(fixed_corpus):
+    orchard = fixed_corpus["Winter Orchard"].pk
+
+    def lexical(question: str) -> float:
+        return next(
+            film.lexical for film in search_all(query=question, k=5, per_film=1).films if film.movie_id == orchard
+        )
+
+    # "winter" and "orchard" are each twice in that one section and nowhere else: the same BM25 weight each. Named
+    # whole, the title's words count in full; one of them alone, for TITLE_WORD_WEIGHT of it.
+    assert lexical("an orchard") == pytest.approx(TITLE_WORD_WEIGHT * lexical("winter orchard") / 2, rel=1e-6)
+    assert TITLE_WORD_WEIGHT == 0.25
 
 
 def test_a_title_is_named_only_when_the_question_has_all_its_words(fixed_corpus):
