@@ -15,6 +15,7 @@ A Wikidata entry matched by two films goes to the surer match; the other is a mi
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import defaultdict
@@ -58,13 +59,18 @@ def fold(text: str) -> str:
 def surnames(people: Iterable[str]) -> set[str]:
     """The last word of each name ("George A. Romero" → romero), several names in one string split at commas and
     "and"."""
+    return set().union(*(_surnames(names) for names in people))
+
+
+@functools.lru_cache(maxsize=65536)
+def _surnames(names: str) -> frozenset[str]:
+    # Cached: matching a film tries every film of its years by its director, the same names again and again.
     found = set()
-    for names in people:
-        for name in re.split(r",|&|\band\b", names):
-            words = [word for word in fold(name).split() if word not in _NAME_SUFFIXES]
-            if words:
-                found.add(words[-1])
-    return found
+    for name in re.split(r",|&|\band\b", names):
+        words = [word for word in fold(name).split() if word not in _NAME_SUFFIXES]
+        if words:
+            found.add(words[-1])
+    return frozenset(found)
 
 
 @dataclass(frozen=True)
