@@ -2,7 +2,7 @@
 
     python -m benchmarks --quick                 # what `make bench` runs (README: how long)
     python -m benchmarks                         # more queries and streams per point
-    python -m benchmarks --large                 # adds the 1M-section corpus (an hour or more)
+    python -m benchmarks --large                 # adds the 1M-section corpus and the real catalogue (hours)
     python -m benchmarks retrieval [--quick]     # some parts only (ingest, streams, retrieval; or --only PART)
     python -m benchmarks retrieval --sizes 10000 --models text   # one part, with its own options (its --help)
     python -m benchmarks --report-only [--bench-dir DIR]         # no benchmark: the report from the JSON files
@@ -53,7 +53,7 @@ def main() -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--quick", action="store_true", help="Fewer queries and streams (make bench).")
-    parser.add_argument("--large", action="store_true", help="Add the 1M-section corpus to the retrieval benchmark.")
+    parser.add_argument("--large", action="store_true", help="Add the 1M-section corpus, and the real catalogue.")
     parser.add_argument("--only", choices=PARTS, action="append", help="Run only this part (repeatable).")
     parser.add_argument(
         "--report-only",
@@ -87,6 +87,8 @@ def main() -> None:
         run_part("streams", [flag for flag in flags if flag != "--large"] + extra)
     if "retrieval" in chosen:
         run_part("retrieval", flags + extra)
+        if options.large:  # and the real catalogue, beside the synthetic corpora
+            run_part("catalogue", ["--bench"])
 
     everything = chosen == list(PARTS) and not extra
     command = "make bench" if everything and flags == ["--quick"] else " ".join(["python -m benchmarks", *sys.argv[1:]])

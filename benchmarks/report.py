@@ -40,6 +40,10 @@ def _cell(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def _in_ms(value: float | None) -> str:
+    return f"{_cell(value)} ms"
+
+
 def retrieval_markdown(retrieval: dict[str, Any]) -> list[str]:
     corpora = all_corpora(retrieval)
     efs = sorted(
@@ -296,7 +300,44 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ingest_markdown(results["ingest"])
     if results.get("db_connections"):
         lines += db_connections_markdown(results["db_connections"])
+    if results.get("catalogue"):
+        lines += catalogue_markdown(results["catalogue"])
+    if results.get("background"):
+        lines += background_markdown(results["background"])
     return "\n".join(lines) + "\n"
+
+
+def catalogue_markdown(catalogue: dict[str, Any]) -> list[str]:
+    recall = catalogue.get("recall_at_10") or {}
+    cross, per_film = catalogue.get("cross_film_ms") or {}, catalogue.get("per_film_ms") or {}
+    return [
+        "",
+        f"The real catalogue (benchmarks/catalogue.py, {catalogue.get('films', 0):,} films, "
+        f"{catalogue.get('sections', 0):,} sections): HNSW built in {catalogue.get('hnsw_build_seconds')} s, "
+        f"{catalogue.get('hnsw_index_mb')} MB; recall@10 at ef_search {catalogue.get('ef_search')}: "
+        + ", ".join(f"{label} {value}" for label, value in recall.items())
+        + f"; cross-film p50 {_in_ms(cross.get('p50'))} / p99 {_in_ms(cross.get('p99'))}, per film p50 "
+        f"{_in_ms(per_film.get('p50'))} / p99 {_in_ms(per_film.get('p99'))} (each question new).",
+    ]
+
+
+def background_markdown(background: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "The web process while the worker imports (benchmarks/background.py), p50 / p99:",
+        "",
+        "| | worker idle | worker importing |",
+        "| --- | ---: | ---: |",
+    ]
+    for page, idle in (background.get("idle") or {}).items():
+        busy = background["importing"][page]
+        idle_cell, busy_cell = (f"{_in_ms(at['p50'])} / {_in_ms(at['p99'])}" for at in (idle, busy))
+        lines.append(f"| {page} | {idle_cell} | {busy_cell} |")
+    lines += [
+        "",
+        f"Worker: {background.get('worker_rss_mb')} MB resident, {background.get('films_per_second')} films/s.",
+    ]
+    return lines
 
 
 def _kinds(level: dict[str, Any]) -> str:
@@ -313,7 +354,7 @@ def _num(value: float | None) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
-PARTS = ("retrieval", "streams", "ingest", "db_connections")
+PARTS = ("retrieval", "streams", "ingest", "db_connections", "catalogue", "background")
 
 
 def read_parts(bench_dir: Path) -> dict[str, Any]:
