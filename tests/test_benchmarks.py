@@ -69,7 +69,8 @@ def test_the_command_runs_every_part_or_those_named_with_their_own_options(parts
     parts_run.clear()
     monkeypatch.setattr(sys, "argv", ["benchmarks", "retrieval", "--quick", "--large", "--sizes", "10000"])
     command.main()
-    assert parts_run == [("retrieval", ["--quick", "--large", "--sizes", "10000"])]
+    # --large adds the real catalogue, beside the synthetic corpora.
+    assert parts_run == [("retrieval", ["--quick", "--large", "--sizes", "10000"]), ("catalogue", ["--bench"])]
 
     parts_run.clear()
     monkeypatch.setattr(sys, "argv", ["benchmarks", "--only", "streams", "--levels", "5"])

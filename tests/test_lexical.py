@@ -12,7 +12,6 @@ from reports.search import (
     BM25_K1,
     LEXICAL_COMMON,
     TITLE_SQL,
-    TITLE_WORD_WEIGHT,
     VECTOR_ONLY,
     run_prepared,
     search_all,
@@ -128,18 +127,27 @@ def test_a_named_title_comes_first_even_misspelt(fixed_corpus):
         assert titles[0] == ("Winter Orchard" if "orchad" in question else "Vertigo"), question
 
 
-def test_a_word_of_a_title_the_question_does_not_name_weighs_less(fixed_corpus):
-    orchard = fixed_corpus["Winter Orchard"].pk
-
-    def lexical(question: str) -> float:
-        return next(
-            film.lexical for film in search_all(query=question, k=5, per_film=1).films if film.movie_id == orchard
-        )
-
-    # "winter" and "orchard" are each twice in that one section and nowhere else: the same BM25 weight each. Named
-    # whole, the title's words count in full; one of them alone, for TITLE_WORD_WEIGHT of it.
-    assert lexical("an orchard") == pytest.approx(TITLE_WORD_WEIGHT * lexical("winter orchard") / 2, rel=1e-6)
-    assert TITLE_WORD_WEIGHT == 0.25
+def test_a_short_entry_weighs_no_more_than_a_long_one_for_the_same_word(fixed_corpus):
+    # BM25_B is 0: a word once in a one-line entry and once in a long text weigh the same (with length normalisation,
+    # the short entry would win whatever the long one says).
+    Movie.objects.filter(title__in=["Desert Song", "Winter Orchard"]).delete()
+    short, long = (
+        Movie.objects.create(slug=slug, title=title, source="file", source_key=slug) for slug, title in
+        [("win-win", "Win Win"), ("network", "Network")]
+    )  # fmt: skip
+    MovieSection.objects.create(movie=short, position=0, heading="Overview", content="A heist.", content_hash="a")
+    MovieSection.objects.create(
+        movie=long,
+        position=0,
+        heading="Overview",
+        content="A television network news anchor, told he will be fired, announces on air that he will shoot himself; "
+        "the ratings soar, and the network plans a heist of its own: to sell his rage as a show.",
+        content_hash="b",
+    )
+    ingest.embed_sections()
+    films = {film.movie_id: film.lexical for film in search_all(query="heist", k=5, per_film=1).films}
+    assert films[short.pk] == pytest.approx(films[long.pk], rel=1e-9)
+    assert BM25_B == 0
 
 
 def test_a_title_is_named_only_when_the_question_has_all_its_words(fixed_corpus):
