@@ -1,5 +1,5 @@
 """The web process while the worker imports: page and chat latency with the worker idle and while it embeds the
-Wikidata catalogue in the background, the worker's memory and its pace (`python -m benchmarks background`).
+Wikidata catalogue in the background, the memory of both and the worker's pace (`python -m benchmarks background`).
 
 On a copy of the base database (the 761 films), the Procfile's web process (one worker) and, for the second
 measurement, the Procfile's worker importing `--films` catalogue films. Each round asks, one after the other, the
@@ -99,6 +99,20 @@ def ask(web: Browser, question: str) -> None:
     assert "event: done" in body, body[-300:]
 
 
+def web_memory(pid: int) -> dict[str, int]:
+    """The web process after serving, in MB: each process's resident and proportional (PSS: shared pages divided
+    among the processes sharing them, so the processes' PSS add up to what they cost together)."""
+    master = psutil.Process(pid)
+    worker = master.children()[0]
+    mb = 2**20
+    return {
+        "master_rss_mb": round(master.memory_info().rss / mb),
+        "master_pss_mb": round(master.memory_full_info().pss / mb),
+        "worker_rss_mb": round(worker.memory_info().rss / mb),
+        "worker_pss_mb": round(worker.memory_full_info().pss / mb),
+    }
+
+
 def parts_done() -> list[float]:
     with admin_connection(DATABASE) as conn:
         rows = conn.execute("SELECT extract(epoch FROM done_at) FROM reports_importpart WHERE done_at IS NOT NULL")
@@ -142,6 +156,7 @@ def main() -> None:
             time.sleep(0.25)
         measure(url, 3, 1000)  # warm
         idle = measure(url, args.rounds, 0)
+        memory = web_memory(web.pid)
         manage("import_movies", "--background", "--catalogue", str(args.films), database=DATABASE)
         worker = start("worker", "bench-background-worker.log")
         while len(parts_done()) < 2:  # the plan, the model loaded, a part embedded: the worker is at its pace
@@ -167,6 +182,7 @@ def main() -> None:
         "rounds": args.rounds,
         "idle": idle,
         "importing": busy,
+        "web": memory,
         "worker_rss_mb": round(max(rss) / 2**20),
         "parts_during_measurement": len(during) - len(before),
         "films_per_second": round(pace, 2),
@@ -178,6 +194,10 @@ def main() -> None:
             f"{page:24} {idle[page]['p50']:>8} ms {idle[page]['p99']:>5} ms {busy[page]['p50']:>11} ms "
             f"{busy[page]['p99']:>5} ms"
         )
+    print(
+        f"web after serving: master {memory['master_rss_mb']} MB resident ({memory['master_pss_mb']} MB PSS), one "
+        f"worker {memory['worker_rss_mb']} MB resident ({memory['worker_pss_mb']} MB PSS)"
+    )
     print(
         f"worker: {result['worker_rss_mb']} MB resident, {result['parts_during_measurement']} parts of "
         f"{films_per_part} films while measuring, {result['films_per_second']} films/s"

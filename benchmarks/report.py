@@ -333,9 +333,12 @@ def background_markdown(background: dict[str, Any]) -> list[str]:
         busy = background["importing"][page]
         idle_cell, busy_cell = (f"{_in_ms(at['p50'])} / {_in_ms(at['p99'])}" for at in (idle, busy))
         lines.append(f"| {page} | {idle_cell} | {busy_cell} |")
+    web = background.get("web") or {}
     lines += [
         "",
-        f"Worker: {background.get('worker_rss_mb')} MB resident, {background.get('films_per_second')} films/s.",
+        f"Web process after serving: master {web.get('master_rss_mb')} MB resident ({web.get('master_pss_mb')} MB "
+        f"PSS), each worker {web.get('worker_rss_mb')} MB ({web.get('worker_pss_mb')} MB PSS). Background worker: "
+        f"{background.get('worker_rss_mb')} MB resident, {background.get('films_per_second')} films/s.",
     ]
     return lines
 
