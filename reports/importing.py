@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 # Changes when what a part writes changes, so that a finished run no longer counts as up to date.
 PLAN_VERSION = 1
 # Parts and plans take this transaction-level advisory lock: one at a time, whatever the number of workers.
-_LOCK = 0x666C6B01
+IMPORT_LOCK = 0x666C6B01
 
 WIKIPEDIA, CATALOGUE, TMDB = Movie.Source.WIKIPEDIA, Movie.Source.WIKIDATA, Movie.Source.TMDB
 
@@ -170,7 +170,7 @@ def _chunks(keys: list[str], size: int) -> list[list[str]]:
 
 def _lock() -> None:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK])
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [IMPORT_LOCK])
 
 
 # Running a part.

@@ -84,12 +84,23 @@ def test_a_worker_killed_half_way_and_started_again_finishes_the_import(own_data
     assert queued.startswith("Import queued: the worker (python manage.py run_worker) plans it")
 
     first = worker(url)
-    with psycopg.connect(url.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+    postgresql_url = url.replace("postgres://", "postgresql://")
+    with (
+        psycopg.connect(postgresql_url, autocommit=True) as conn,
+        psycopg.connect(postgresql_url, autocommit=True) as gate,
+    ):
         try:
-            # Killed while a part runs, once another is done: some films are in, one part is half-way.
+            # Killed half-way through a part, once another is done. Holding the lock every part takes first keeps the
+            # next part waiting inside its task, whatever the timing: its task is marked running, its films not in.
             for _ in range(6000):
-                done, running = poll(conn, PROGRESS)
-                if done >= 1 and running == 1:
+                if poll(conn, PROGRESS)[0] >= 1:
+                    break
+                assert first.poll() is None, first.stdout.read()
+                time.sleep(0.02)
+            gate.execute("SELECT pg_advisory_lock(%s)", [importing.IMPORT_LOCK])
+            for _ in range(6000):
+                waiting = poll(conn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                if waiting == (1,) and poll(conn, PROGRESS)[1] == 1:
                     break
                 assert first.poll() is None, first.stdout.read()
                 time.sleep(0.02)
@@ -99,6 +110,7 @@ def test_a_worker_killed_half_way_and_started_again_finishes_the_import(own_data
             first.wait(30)
         done, running = poll(conn, PROGRESS)
         assert (running, 1 <= done < FILMS // PART_FILMS) == (1, True)
+        gate.execute("SELECT pg_advisory_unlock(%s)", [importing.IMPORT_LOCK])
 
         second = worker(url, "--batch")
         out, _ = second.communicate(timeout=600)
