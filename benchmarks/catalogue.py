@@ -20,8 +20,8 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
+from benchmarks.corpora import HNSW_INDEX
 from benchmarks.environment import (
     BASE_DB,
     BENCH_DIR,
@@ -36,9 +36,7 @@ from benchmarks.environment import (
 )
 from benchmarks.measure import percentiles, timed
 from benchmarks.questions import FILM_QUESTIONS, QUESTIONS
-
-HNSW_INDEX = "section_embedding_hnsw"
-
+from benchmarks.retrieval import nearest
 
 # With --bench: the whole catalogue in a database of the benchmarks' own (var/bench), made once.
 BENCH_DB = "flickora_catalogue"
@@ -96,10 +94,10 @@ def main() -> None:
     setup(args.database_url, bench_films=args.bench)
 
     from django.conf import settings
-    from django.db import connection, transaction
+    from django.db import connection
 
     from reports.embeddings import embed_query, get_embedder
-    from reports.search import VECTOR_SQL, configure_cross_film_search, search_all, search_movie, vector_literal
+    from reports.search import search_all, search_movie
 
     with connection.cursor() as cursor:
         cursor.execute(
@@ -121,21 +119,13 @@ def main() -> None:
     rng = random.Random(0)
     named = [f"Who directed {title}?" for _, title in rng.sample(catalogue, 50)]
 
-    def nearest(vector: Any, exact: bool) -> list[int]:
-        with transaction.atomic(), connection.cursor() as cursor:
-            if exact:
-                cursor.execute("SELECT set_config('enable_indexscan', 'off', true)")
-            else:
-                configure_cross_film_search(cursor, settings.HNSW_EF_SEARCH)
-            cursor.execute(VECTOR_SQL, {"vector": vector_literal(vector), "candidates": 10})
-            return [row[0] for row in cursor.fetchall()]
-
     recalls = {"cross-film questions": [], "questions about named films": []}
     for label, questions in (("cross-film questions", QUESTIONS), ("questions about named films", named)):
         for question in questions:
             vector = embed_query(question)
-            truth = set(nearest(vector, exact=True))
-            recalls[label].append(len(truth & set(nearest(vector, exact=False))) / len(truth))
+            truth = {row[0] for row in nearest(vector, ef=None)[1]}
+            found = {row[0] for row in nearest(vector, ef=settings.HNSW_EF_SEARCH)[1]}
+            recalls[label].append(len(truth & found) / len(truth))
 
     cross, per_film = [], []
     for round_number in range(args.rounds):

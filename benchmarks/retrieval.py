@@ -137,7 +137,6 @@ def measure(
         QuestionVector,
         candidates,
         choose_sections,
-        configure_cross_film_search,
         lexical_evidence,
         lexical_params,
         rank_films,
@@ -163,16 +162,6 @@ def measure(
     with connection.cursor() as cursor:
         cursor.execute("SELECT DISTINCT movie_id FROM reports_moviesection")
         film_ids = [row[0] for row in cursor.fetchall()]
-
-    def nearest(vector: np.ndarray, *, ef: int | None) -> tuple[float, list[tuple[int, float]]]:
-        params = {"vector": vector_literal(vector), "candidates": 10}
-        with transaction.atomic(), connection.cursor() as cursor:
-            if ef is None:  # exact: the same query with the index switched off
-                cursor.execute("SELECT set_config('enable_indexscan', 'off', true)")
-            else:
-                configure_cross_film_search(cursor, ef)
-            ms, _ = timed(lambda: cursor.execute(VECTOR_SQL, params))
-            return ms, cursor.fetchall()
 
     def numpy_nearest(vector: np.ndarray) -> tuple[set[int], float]:
         """The exact 10 nearest sections' ids, and the sum of their cosine distances."""
@@ -329,6 +318,23 @@ def measure(
         "exact": exact,
         "exact_over_hnsw": round(exact["hybrid_ms"]["p50"] / hnsw[reference]["hybrid_ms"]["p50"], 1),
     }
+
+
+def nearest(vector: np.ndarray, *, ef: int | None) -> tuple[float, list[tuple[int, float]]]:
+    """The app's nearest-neighbour statement (VECTOR_SQL, 10 sections) at `ef` (the HNSW index), or exact with the
+    index switched off (`ef` None): (milliseconds it took, its rows: section id, distance)."""
+    from django.db import connection, transaction
+
+    from reports.search import VECTOR_SQL, configure_cross_film_search, vector_literal
+
+    params = {"vector": vector_literal(vector), "candidates": 10}
+    with transaction.atomic(), connection.cursor() as cursor:
+        if ef is None:
+            cursor.execute("SELECT set_config('enable_indexscan', 'off', true)")
+        else:
+            configure_cross_film_search(cursor, ef)
+        ms, _ = timed(lambda: cursor.execute(VECTOR_SQL, params))
+        return ms, cursor.fetchall()
 
 
 def runtime_label(embedder: QueryEmbedder) -> str | None:
