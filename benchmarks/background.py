@@ -29,6 +29,7 @@ from benchmarks.environment import (
     database_url,
     manage,
     prepare_base,
+    procfile_command,
     recreate_database,
 )
 from benchmarks.measure import percentiles, timed
@@ -39,15 +40,10 @@ DATABASE = "flickora_background"
 PAGES = ("catalogue", "film page", "question across films")
 
 
-def procfile(process: str) -> str:
-    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith(f"{process}:"))
-    return line.split(":", 1)[1].strip()
-
-
 def start(process: str, log_name: str, **env: str) -> subprocess.Popen[bytes]:
     log = open(DATA_DIR / log_name, "wb")
     return subprocess.Popen(
-        ["sh", "-c", "exec " + procfile(process)],
+        ["sh", "-c", "exec " + procfile_command(process)],
         cwd=ROOT,
         env=bench_env(DATABASE_URL=database_url(DATABASE), **env),
         stdout=log,

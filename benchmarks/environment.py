@@ -44,6 +44,12 @@ def bench_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def procfile_command(process: str) -> str:
+    """The command line of one of the Procfile's processes (web, worker)."""
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return next(line.split(":", 1)[1].strip() for line in lines if line.startswith(f"{process}:"))
+
+
 def run_module(module: str, *args: str, **env: str) -> None:
     """`python -m module args` from the repository root, in the benchmarks' environment."""
     subprocess.run([PYTHON, "-m", module, *args], cwd=ROOT, env=bench_env(**env), check=True)

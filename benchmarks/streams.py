@@ -48,6 +48,7 @@ from benchmarks.environment import (
     bench_env,
     machine,
     prepare_base,
+    procfile_command,
     setup_django,
     write_json,
 )
@@ -87,11 +88,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def web_command() -> str:
-    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
-    return line.removeprefix("web:").strip()
-
-
 class Bench:
     def __init__(self, *, workers: int, tokens: int, rate: float) -> None:
         self.workers = workers
@@ -128,7 +124,7 @@ class Bench:
             RESPONSE_CACHE_TTL="0",
         )
         log = open(DATA_DIR / "bench-web.log", "wb")
-        command = web_command()
+        command = procfile_command("web")
         self.web = subprocess.Popen(
             ["sh", "-c", "exec " + command],
             cwd=ROOT,
@@ -361,7 +357,7 @@ def main() -> None:
     output = BENCH_DIR / "streams.json"
     results: dict[str, Any] = {
         "machine": machine(),
-        "procfile": web_command(),
+        "procfile": procfile_command("web"),
         "workers": options.workers,
         "tokens": options.tokens,
         "tokens_per_second": options.rate,
