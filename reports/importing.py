@@ -19,11 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from reports import facts, ingest, tmdb, wikidata
-from reports.models import FilmFacts, ImportPart, ImportRun, Movie, MovieSection
+from reports.models import FilmFacts, ImportPart, ImportRun, Movie
 
 logger = logging.getLogger(__name__)
 
@@ -257,12 +256,19 @@ class ImportStatus:
         return text
 
 
+# Films ready: every section of them has its vector (the partial index `section_not_embedded` holds the others).
+FILMS_READY_SQL = """
+(SELECT count(*) FROM reports_movie)
+- (SELECT count(DISTINCT movie_id) FROM reports_moviesection WHERE embedding IS NULL)"""
+
+
 def status() -> ImportStatus:
-    """The latest run's progress, and how many films are ready (every section embedded) of how many."""
+    """The latest run's progress, and how many films are ready of how many."""
     from reports import tasks
 
-    unembedded = MovieSection.objects.filter(movie=OuterRef("pk"), embedding=None)
-    ready = Movie.objects.exclude(Exists(unembedded)).count()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {FILMS_READY_SQL}")
+        (ready,) = cursor.fetchone()
     run = ImportRun.objects.first()
     if run is None:
         return ImportStatus(None, ready, ready)
@@ -278,17 +284,14 @@ def status() -> ImportStatus:
     return ImportStatus(run, ready, run.films_total, len(done), total, tasks.failed_parts(run), seconds_left)
 
 
-CATALOGUE_STATE_SQL = """
+CATALOGUE_STATE_SQL = f"""
 SELECT corpus.generation,
        run.films_total,
-       CASE WHEN run.films_total IS NOT NULL AND %(count)s THEN
-            (SELECT count(*) FROM reports_movie)
-            - (SELECT count(DISTINCT movie_id) FROM reports_moviesection WHERE embedding IS NULL)
-       END
+       CASE WHEN run.films_total IS NOT NULL AND %(count)s THEN {FILMS_READY_SQL} END
   FROM reports_corpus corpus
   LEFT JOIN LATERAL (SELECT films_total FROM reports_importrun WHERE finished_at IS NULL
                       ORDER BY started_at DESC LIMIT 1) run ON true
-"""
+"""  # noqa: S608 (constant SQL)
 
 
 @dataclass(frozen=True)
