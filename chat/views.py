@@ -1,8 +1,10 @@
 """Chat endpoints: ask (POST), stream (SSE), stop, regenerate, and a conversation's messages (JSON); the
 all-films chat page and the history of conversations (list, delete, export)."""
 
+from collections.abc import Generator
 from uuid import UUID
 
+from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -171,11 +173,14 @@ def delete_conversation(request: HttpRequest, conversation_id: UUID) -> HttpResp
 
 
 @require_GET
-def export_conversation(request: HttpRequest, conversation_id: UUID) -> StreamingHttpResponse:
-    conversation = get_object_or_404(
-        Conversation.objects.select_related("movie"), history.owner_filter(request), uuid=conversation_id
-    )
-    markdown = history.export_markdown(conversation, base_url=request.build_absolute_uri("/"))
+async def export_conversation(request: HttpRequest, conversation_id: UUID) -> StreamingHttpResponse:
+    def export() -> tuple[Conversation, Generator[str, None, None]]:
+        owned = Conversation.objects.select_related("movie").filter(history.owner_filter(request))
+        conversation = get_object_or_404(owned, uuid=conversation_id)
+        return conversation, history.export_markdown(conversation, base_url=request.build_absolute_uri("/"))
+
+    # On the request's own thread, where `drain` then reads the export's cursor.
+    conversation, markdown = await sync_to_async(export, thread_sensitive=True)()
     response = StreamingHttpResponse(drain(markdown), content_type="text/markdown; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{history.export_filename(conversation)}"'
     return response

@@ -2,12 +2,15 @@
 
 import os
 
+import django
 from django.conf import settings
-from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flickora.settings")
+django.setup(set_prefix=False)
 
-application = get_asgi_application()
+from flickora.handlers import Application  # noqa: E402 (needs the apps loaded)
+
+application = Application()
 
 if settings.EMBEDDING_PRELOAD:
     # Load the question encoder now (exporting it first if this data directory has none): with gunicorn's --preload

@@ -257,6 +257,13 @@ EMBEDDING_THREADS = env_int("EMBEDDING_THREADS", 1)
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 16)
 # Load the model when the web process starts (before gunicorn forks its workers) rather than on the first question.
 EMBEDDING_PRELOAD = env_bool("EMBEDDING_PRELOAD", default=True)
+
+# Threads per web worker for the sync views (pages, the ask endpoint), each running a whole request in one hop
+# (flickora/handlers.py); async views (the streams) run on the event loop beside them.
+WEB_THREADS = env_int("WEB_THREADS", 4)
+# Rendered film and catalogue pages kept by each web worker (the same for every visitor; never stale: see
+# reports/generations.py). About 20-40 kB each.
+PAGE_CACHE_SIZE = env_int("PAGE_CACHE_SIZE", 300)
 # Batches (ingest) use every core: measured 84 sections/s with 2 threads against 46/s with 1 (bfloat16).
 EMBEDDING_BATCH_THREADS = env_int("EMBEDDING_BATCH_THREADS", os.cpu_count() or 1)
 # The nice value of the thread that embeds chat questions (0: as the event loop): positive lets the answers that

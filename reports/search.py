@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import re
 import struct
-import threading
 import time
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -38,7 +37,9 @@ import psycopg.adapt
 from django.conf import settings
 from django.db import connection, transaction
 
+from reports import generations
 from reports.embeddings import embed_query, embed_query_soon, normalize_query
+from reports.generations import GenerationCache
 
 # A question's vector, or its future (being embedded while the lexical statement runs).
 Vector = np.ndarray | Future[np.ndarray]
@@ -341,8 +342,6 @@ def vector_params(vector: np.ndarray | Sequence[float], films: Sequence[int] = (
     return {"vector": QuestionVector(vector), "candidates": VECTOR_CANDIDATES, "films": list(films)}
 
 
-GENERATION_SQL = "SELECT generation FROM reports_corpus WHERE id = 1"
-
 # What the cross-film statements need until the end of the transaction; see `configure_cross_film_search`.
 CONFIGURE_SQL = (
     "SELECT set_config('hnsw.ef_search', %(ef_search)s, true), set_config('enable_seqscan', 'off', true), "
@@ -512,45 +511,14 @@ def cached_search(
     key = _cache_key(query, k, per_film, ef_search, fusion, None)
     if key is None:
         return None
-    with connection.cursor() as cursor:
-        cursor.execute(GENERATION_SQL)
-        row = cursor.fetchone()
-    cached = result_cache.get(key, row[0] if row else 0)
+    cached = result_cache.get(key, generations.current())
     if cached is None:
         return None
     return SearchResult(list(cached.hits), {"embed": 0.0, "search": _since(started)}, list(cached.films))
 
 
-class ResultCache:
-    """Cross-film results of this process, by question and by the corpus's generation (`Corpus.generation`): a
-    result is served only while no film or section has been written since it was computed, so never a stale one.
-    Least recently used first out, `RETRIEVAL_CACHE_SIZE` at most."""
-
-    def __init__(self) -> None:
-        self._items: OrderedDict[tuple[Any, ...], tuple[int, SearchResult]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[Any, ...], generation: int) -> SearchResult | None:
-        with self._lock:
-            found = self._items.get(key)
-            if found is None or found[0] != generation:
-                return None
-            self._items.move_to_end(key)
-            return found[1]
-
-    def put(self, key: tuple[Any, ...], generation: int, result: SearchResult) -> None:
-        with self._lock:
-            self._items[key] = (generation, result)
-            self._items.move_to_end(key)
-            while len(self._items) > settings.RETRIEVAL_CACHE_SIZE:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-result_cache = ResultCache()
+# Cross-film results of this process, by question (`_cache_key`), `RETRIEVAL_CACHE_SIZE` at most.
+result_cache: GenerationCache[SearchResult] = GenerationCache(lambda: settings.RETRIEVAL_CACHE_SIZE)
 
 
 def _cache_key(
@@ -632,7 +600,7 @@ class LexicalEvidence:
 def lexical_evidence(query: str) -> LexicalEvidence:
     """The cross-film search's lexical statement: it needs no vector, so it runs while the question is embedded.
     The corpus's generation is read in the same round trip, before it."""
-    generation, rows = run_pipelined([(GENERATION_SQL, {}), (LEXICAL_EVIDENCE_SQL, lexical_params(query))])
+    generation, rows = run_pipelined([(generations.GENERATION_SQL, {}), (LEXICAL_EVIDENCE_SQL, lexical_params(query))])
     scores = {row[0]: float(row[1]) for row in rows}
     return LexicalEvidence(scores, [row[0] for row in rows if row[2]], generation[0][0] if generation else 0)
 

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.postgres.search import TrigramSimilarity, TrigramWordSimilarity
 from django.core.paginator import Paginator
 from django.db import connection
@@ -5,9 +6,11 @@ from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Greatest
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from reports import importing, tmdb
+from reports import generations, importing, tmdb
+from reports.generations import GenerationCache
 from reports.models import Movie, MovieSection
 
 PAGE_SIZE = 48
@@ -63,29 +66,27 @@ FACETS_SQL = " UNION ALL ".join(
 )
 
 
-# The facet values of the corpus generation they were read at: reading them unnests every film's facts (tens of
-# milliseconds at 17,000 films), and they change only when films or sections do, which moves the generation.
-_facets: tuple[int, dict[str, list[str]]] | None = None
+# The facet values, by the corpus generation they were read at: reading them unnests every film's facts (tens of
+# milliseconds at 17,000 films).
+facet_values: GenerationCache[dict[str, list[str]]] = GenerationCache(lambda: 1)
 
 
 def _facet_values(generation: int) -> dict[str, list[str]]:
-    global _facets
-    cached = _facets
-    if cached is not None and cached[0] == generation:
-        return cached[1]
+    if (found := facet_values.get("facets", generation)) is not None:
+        return found
     values: dict[str, list[str]] = {name: [] for name in FACETS}
     with connection.cursor() as cursor:
         cursor.execute(FACETS_SQL)
         for name, value in cursor.fetchall():
             values[name].append(value)
     found = {name: sorted(found, key=str.casefold) for name, found in values.items()}
-    _facets = (generation, found)
+    facet_values.put("facets", generation, found)
     return found
 
 
-def forget_facet_values() -> None:
-    global _facets
-    _facets = None
+# The pages' content as rendered (the same for every visitor; the header around it is not), by the corpus
+# generation: rendering the catalogue's 48 films and its facets is most of its cost. `PAGE_CACHE_SIZE` pages at most.
+rendered: GenerationCache[tuple[str, str]] = GenerationCache(lambda: settings.PAGE_CACHE_SIZE)
 
 
 # The decades that have films: one probe of the year index per decade, not a scan of every film.
@@ -108,6 +109,16 @@ def _decades() -> list[int]:
 def movie_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:QUERY_CHARS]
     decade = _decade(request.GET.get("decade", ""))
+    state = importing.catalogue_state()
+    # Its links keep every parameter of the query string (`{% querystring %}`), so the whole of it is the key.
+    key = ("catalogue", state.importing, tuple(sorted((name, tuple(values)) for name, values in request.GET.lists())))
+    if (found := rendered.get(key, state.generation)) is None:
+        found = ("", _catalogue(request, query, decade, state))
+        rendered.put(key, state.generation, found)
+    return render(request, "reports/movie_list.html", {"query": query, "decade": decade, "content": found[1]})
+
+
+def _catalogue(request: HttpRequest, query: str, decade: int | None, state: importing.CatalogueState) -> str:
     sort = request.GET.get("sort", "")
     sort = sort if sort in SORTS else "title"
     chosen = {name: request.GET.get(name, "").strip()[:FACET_CHARS] for name in [*FACETS, "person"]}
@@ -125,10 +136,8 @@ def movie_list(request: HttpRequest) -> HttpResponse:
         movies = search_movies(movies, query)
     else:
         movies = movies.order_by(*SORTS[sort])
-    page = Paginator(movies, PAGE_SIZE).get_page(request.GET.get("page"))
-    state = importing.catalogue_state()
     context = {
-        "page": page,
+        "page": Paginator(movies, PAGE_SIZE).get_page(request.GET.get("page")),
         "query": query,
         "decade": decade,
         "decades": _decades(),
@@ -139,11 +148,20 @@ def movie_list(request: HttpRequest) -> HttpResponse:
         "filtered": any(chosen.values()) or bool(decade),
         "importing": state.importing,
     }
-    return render(request, "reports/movie_list.html", context)
+    return render_to_string("reports/catalogue.html", context, request)
 
 
 @ensure_csrf_cookie  # the page's chat panel POSTs questions
 def movie_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    generation = generations.current()
+    if (found := rendered.get(("film", slug), generation)) is None:
+        found = _film(request, slug)
+        rendered.put(("film", slug), generation, found)
+    title, content = found
+    return render(request, "reports/movie_detail.html", {"title": title, "content": content})
+
+
+def _film(request: HttpRequest, slug: str) -> tuple[str, str]:
     movie = get_object_or_404(Movie.objects.select_related("facts"), slug=slug)
     sections = MovieSection.objects.for_movie(movie).only("id", "kind", "origin", "heading", "content", "position")
     context = {
@@ -154,4 +172,5 @@ def movie_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "suggestions": FILM_SUGGESTIONS,
         "tmdb_attribution": tmdb.ATTRIBUTION,
     }
-    return render(request, "reports/movie_detail.html", context)
+    title = f"{movie.title} ({movie.year})" if movie.year else movie.title
+    return title, render_to_string("reports/film.html", context, request)

@@ -39,6 +39,15 @@ def django_db_setup(django_db_setup, django_db_blocker):
         ingest.embed_sections()
 
 
+@pytest.fixture(autouse=True)
+def _no_generation_cache_across_tests():
+    """Each test starts with this process's caches by corpus generation empty (search results, rendered pages): a
+    rolled-back test leaves the generation where it found it, with whatever the test cached under it."""
+    from reports import generations
+
+    generations.forget_all()
+
+
 @pytest.fixture(scope="session")
 def tmdb_server():
     from tests.fake_tmdb import FakeTmdbServer

@@ -4,7 +4,7 @@ import pytest
 from django.core.management import call_command
 from django_tasks_db.models import DBTaskResult
 
-from reports import importing, ingest, views
+from reports import importing, ingest
 from reports.models import FilmFacts, ImportRun, Movie, MovieSection
 
 # The bundled data's first six films: the first four are among the test database's sample films (conftest), the
@@ -107,7 +107,6 @@ def test_planning_while_a_run_is_unfinished_resumes_it(run):
 
 def test_the_catalogue_says_how_many_films_are_ready_while_importing(client, run, django_assert_num_queries):
     MovieSection.objects.filter(movie__source_key="Tokyo Story").update(embedding=None)
-    views.forget_facet_values()
     importing.forget_ready_count()
     with django_assert_num_queries(5):  # the count, the page, the decades, the import, the facets
         body = client.get("/").content.decode()

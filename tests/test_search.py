@@ -17,7 +17,6 @@ from reports.search import (
     VECTOR_FILMS_SQL,
     QuestionVector,
     configure_cross_film_search,
-    result_cache,
     run_prepared,
     search_all,
     search_movie,
@@ -93,7 +92,6 @@ def test_the_cross_film_query_uses_the_hnsw_index_on_a_small_table_too(sample_mo
 
 
 def test_the_search_statements_are_planned_once_per_connection(sample_movies):
-    result_cache.clear()
     search_all(query="a detective afraid of heights")
     search_all(query="an aging couple visits their children in Tokyo")
     search_movie(movie_id=sample_movies["Vertigo (film)"].pk, query="who directed it")
@@ -255,7 +253,6 @@ def test_a_question_vector_is_sent_in_binary_as_the_values_it_holds(db):
 
 
 def test_a_question_asked_again_is_answered_from_the_cache_until_the_films_change(sample_movies):
-    result_cache.clear()
     question = "an aging couple visits their children in Tokyo"
     first = search_all(query=question)
     before = _runs()
