@@ -3,11 +3,11 @@
     python -m benchmarks --quick                 # what `make bench` runs (README: how long)
     python -m benchmarks                         # more queries and streams per point
     python -m benchmarks --large                 # adds the 1M-section corpus and the real catalogue (hours)
-    python -m benchmarks retrieval [--quick]     # some parts only (ingest, streams, retrieval; or --only PART)
+    python -m benchmarks retrieval [--quick]     # some parts only (ingest, streams, pages, retrieval; or --only)
     python -m benchmarks retrieval --sizes 10000 --models text   # one part, with its own options (its --help)
     python -m benchmarks --report-only [--bench-dir DIR]         # no benchmark: the report from the JSON files
 
-Each part runs in its own process (`python -m benchmarks.<part>`: ingest, then streams, then retrieval) on the
+Each part runs in its own process (`python -m benchmarks.<part>`: ingest, streams, pages, then retrieval) on the
 embedded PostgreSQL under `FLICKORA_DATA_DIR` (default var/bench) and writes bench/<part>.json; the report
 (benchmarks/report.py) then reads every part's JSON there, whether this run wrote it or an earlier one did.
 """
@@ -24,7 +24,7 @@ from typing import Any
 from benchmarks.environment import BENCH_DIR, machine, prepare_base, run_module
 from benchmarks.report import read_parts, write_report
 
-PARTS = ("ingest", "streams", "retrieval")
+PARTS = ("ingest", "streams", "pages", "retrieval")
 
 
 def run_part(part: str, args: list[str]) -> None:
@@ -83,8 +83,9 @@ def main() -> None:
     if "ingest" in chosen:
         run_part("ingest", [flag for flag in flags if flag != "--large"] + extra)
     prepare_base()
-    if "streams" in chosen:
-        run_part("streams", [flag for flag in flags if flag != "--large"] + extra)
+    for part in ("streams", "pages"):
+        if part in chosen:
+            run_part(part, [flag for flag in flags if flag != "--large"] + extra)
     if "retrieval" in chosen:
         run_part("retrieval", flags + extra)
         if options.large:  # and the real catalogue, beside the synthetic corpora

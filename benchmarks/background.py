@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import subprocess
 import time
 from typing import Any
 
@@ -27,37 +25,19 @@ from benchmarks.environment import (
     admin_connection,
     bench_env,
     database_url,
+    free_port,
     manage,
     prepare_base,
-    procfile_command,
     recreate_database,
+    start_procfile,
+    stop_process,
+    wait_healthy,
 )
 from benchmarks.measure import percentiles, timed
 from benchmarks.questions import QUESTIONS
-from benchmarks.streams import free_port
 
 DATABASE = "flickora_background"
 PAGES = ("catalogue", "film page", "question across films")
-
-
-def start(process: str, log_name: str, **env: str) -> subprocess.Popen[bytes]:
-    log = open(DATA_DIR / log_name, "wb")
-    return subprocess.Popen(
-        ["sh", "-c", "exec " + procfile_command(process)],
-        cwd=ROOT,
-        env=bench_env(DATABASE_URL=database_url(DATABASE), **env),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 class Browser(httpx.Client):
@@ -128,33 +108,29 @@ def main() -> None:
     manage("collectstatic", "--noinput", database=DATABASE)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    web = start(
+    web = start_procfile(
         "web",
         "bench-background-web.log",
+        DATABASE_URL=database_url(DATABASE),
         HOST="127.0.0.1",
         PORT=str(port),
         WEB_CONCURRENCY="1",
         OPENROUTER_API_KEY="",
         LLM_BASE_URL="",
         RETRIEVAL_CACHE_SIZE="0",
+        PAGE_CACHE_SIZE="0",  # every page rendered: each part imported would make them new anyway
         RESPONSE_CACHE_TTL="0",
         RATE_LIMIT_REQUESTS="1000000",
         RATE_LIMIT_IP_REQUESTS="1000000",
     )
     worker = None
     try:
-        for _ in range(480):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
+        wait_healthy(url, web, "bench-background-web.log")
         measure(url, 3, 1000)  # warm
         idle = measure(url, args.rounds, 0)
         memory = web_memory(web.pid)
         manage("import_movies", "--background", "--catalogue", str(args.films), database=DATABASE)
-        worker = start("worker", "bench-background-worker.log")
+        worker = start_procfile("worker", "bench-background-worker.log", DATABASE_URL=database_url(DATABASE))
         while len(parts_done()) < 2:  # the plan, the model loaded, a part embedded: the worker is at its pace
             if worker.poll() is not None:
                 raise SystemExit(f"the worker exited; see {DATA_DIR / 'bench-background-worker.log'}")
@@ -169,8 +145,7 @@ def main() -> None:
             during = parts_done()
     finally:
         for process in (worker, web):
-            if process is not None:
-                stop(process)
+            stop_process(process)
     films_per_part = int(bench_env().get("IMPORT_PART_FILMS") or 40)
     # From the end of the second part (the model loaded) to the last: films per second, embedded and in.
     pace = (len(during) - 2) * films_per_part / (during[-1] - during[1])

@@ -50,6 +50,57 @@ def procfile_command(process: str) -> str:
     return next(line.split(":", 1)[1].strip() for line in lines if line.startswith(f"{process}:"))
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_procfile(process: str, log_name: str, **env: str) -> subprocess.Popen[bytes]:
+    """The Procfile's `process` line under `sh -c`, in the benchmarks' environment with `env`, its output to
+    `log_name` in the data directory."""
+    log = open(DATA_DIR / log_name, "wb")
+    return subprocess.Popen(
+        ["sh", "-c", "exec " + procfile_command(process)],
+        cwd=ROOT,
+        env=bench_env(**env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], log_name: str, seconds: float = 120) -> None:
+    """Until `url`/healthz answers 200; an exit or `seconds` without it is the end of the benchmark."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the web process exited ({process.returncode}); see {DATA_DIR / log_name}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise SystemExit(f"the web process did not answer /healthz within {seconds:.0f} s; see {DATA_DIR / log_name}")
+
+
+def stop_process(process: subprocess.Popen[Any] | None, seconds: float = 60) -> None:
+    import signal
+
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def run_module(module: str, *args: str, **env: str) -> None:
     """`python -m module args` from the repository root, in the benchmarks' environment."""
     subprocess.run([PYTHON, "-m", module, *args], cwd=ROOT, env=bench_env(**env), check=True)

@@ -25,7 +25,9 @@ from benchmarks.results import (
 )
 
 
-def _verdict(met: bool | None) -> str:
+def _verdict(met: bool | None, goal: str = "") -> str:
+    if goal == "reported":
+        return ""
     return NOT_MEASURED if met is None else "met" if met else "**missed**"
 
 
@@ -278,7 +280,8 @@ def markdown(results: dict[str, Any]) -> str:
     rows = results.get("targets") or []
     for row in rows:
         if not row.get("stress"):
-            lines.append(f"| {row['target']} | {row['goal']} | {row['measured']} | {_verdict(row['met'])} |")
+            verdict = _verdict(row["met"], row["goal"])
+            lines.append(f"| {row['target']} | {row['goal']} | {row['measured']} | {verdict} |")
     stress = [row for row in rows if row.get("stress")]
     if stress:
         lines += [
@@ -296,6 +299,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += retrieval_markdown(results["retrieval"])
     if results.get("streams"):
         lines += streams_markdown(results["streams"])
+    if (results.get("pages") or {}).get("variants"):
+        lines += pages_markdown(results["pages"])
     if results.get("ingest"):
         lines += ingest_markdown(results["ingest"])
     if results.get("db_connections"):
@@ -305,6 +310,33 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("background"):
         lines += background_markdown(results["background"])
     return "\n".join(lines) + "\n"
+
+
+def pages_markdown(pages: dict[str, Any]) -> list[str]:
+    paths = pages.get("paths") or {}
+    lines = [
+        "",
+        f"Pages{_measured_on(pages)} (benchmarks/pages.py): `{pages.get('command')}` against the Procfile's web "
+        f"process, {pages.get('workers')} workers, production settings, the 761 films; requests per second, then "
+        "latency p50 / p99 in milliseconds. wrk shares the 2 cores with the server. Before: the issue's figures "
+        "(150 films).",
+        "",
+        "| | " + " | ".join(f"{name} (`{path}`)" for name, path in paths.items()) + " | worker RSS after (MB) |",
+        "| --- | " + " | ".join("---:" for _ in paths) + " | ---: |",
+    ]
+    before = pages.get("before_rps") or {}
+    if before:
+        lines.append("| before (the issue) | " + " | ".join(f"{before.get(name, '—')}" for name in paths) + " | |")
+    for name, variant in pages["variants"].items():
+        cells = []
+        for page in paths:
+            row = variant["pages"][page]
+            cell = f"{row['requests_per_second']:,.0f} ({_cell(row['p50_ms'])} / {_cell(row['p99_ms'])})"
+            failed = row.get("non_2xx", 0) + row.get("socket_errors", 0)
+            cells.append(cell + (f", {failed} failed" if failed else ""))
+        rss = " + ".join(str(value) for value in variant.get("worker_rss_mb") or [])
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {rss} |")
+    return lines
 
 
 def catalogue_markdown(catalogue: dict[str, Any]) -> list[str]:
@@ -357,11 +389,11 @@ def _num(value: float | None) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
-PARTS = ("retrieval", "streams", "ingest", "db_connections", "catalogue", "background")
+PARTS = ("retrieval", "streams", "pages", "ingest", "db_connections", "catalogue", "background")
 
 
 def read_parts(bench_dir: Path) -> dict[str, Any]:
-    """The benchmarks' JSON files found in bench_dir (retrieval, streams, ingest, db_connections)."""
+    """The benchmarks' JSON files found in bench_dir (`PARTS`)."""
     parts: dict[str, Any] = {}
     for name in PARTS:
         path = bench_dir / f"{name}.json"

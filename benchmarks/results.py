@@ -1,5 +1,6 @@
-"""Reading the benchmarks' results: the corpora of a retrieval run and how they are named, and the targets (issue
-6's goals), each with its measured value, met or missed."""
+"""Reading the benchmarks' results: the corpora of a retrieval run and how they are named, and the targets (the
+retrieval and streaming goals, with the serving issue's stricter ones where it set them), each with its measured
+value, met or missed."""
 
 from __future__ import annotations
 
@@ -98,8 +99,8 @@ def _recall(corpus: dict[str, Any] | None, ef: int | None, key: str = "recall_at
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target of issue 6 with its measured value, met or missed (None: not measured). Rows with "stress" are
-    the same goals on the isotropic-noise corpora: reported, not targets."""
+    """Each target with its measured value, met or missed (None: not measured). Rows with "stress" are the same
+    goals on the isotropic-noise corpora: reported, not targets; rows with the goal "reported" have none."""
     rows: list[dict[str, Any]] = []
 
     def add(name: str, goal: str, value: Any, shown: str | None, met: bool | None, *, stress: bool = False) -> None:
@@ -129,10 +130,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     film_cached = dig(realistic, "per_film", "cached", "p50")
     add(
         f"Cross-film retrieval p50, {where}, new question (with embedding)",
-        "≤ 20 ms",
+        "≤ 10 ms",
         cold,
         _ms(cold),
-        _at_most(cold, 20),
+        _at_most(cold, 10),
     )
     add(f"Cross-film retrieval p50, {where}, cached question", "≤ 3 ms", cached, _ms(cached), _at_most(cached, 3))
     embed = dig(realistic, "embedding", "cold", "p50")
@@ -140,17 +141,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     add(f"Question embedding p50, new question ({runtime})", "≤ 4 ms", embed, _ms(embed), _at_most(embed, 4))
     add(
         f"Per-film retrieval p50, {where}, new question (with embedding)",
-        "≤ 12 ms",
+        "≤ 5 ms",
         film_cold,
         _ms(film_cold),
-        _at_most(film_cold, 12),
+        _at_most(film_cold, 5),
     )
     add(
         f"Per-film retrieval p50, {where}, cached question",
-        "≤ 12 ms",
+        "≤ 5 ms",
         film_cached,
         _ms(film_cached),
-        _at_most(film_cached, 12),
+        _at_most(film_cached, 5),
     )
     add_recall(realistic, f"at {ef_label}, {where}", "the 50 cross-film questions")
     for model in STRESS_MODELS:
@@ -183,21 +184,19 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             n = level["concurrency"]
             at_once = f"{n:,} streams opened at once"
             ttfb = dig(level, "ttfb_ms", "p50")
+            asked = dig(level, "post_ms", "p50")
             upstream = dig(level, "upstream_ms", "p50")
+            # The goals are for 100 at once; more are reported.
+            goal = "≤ 300 ms" if n <= 100 else "reported"
             add(
                 f"First SSE byte p50, {at_once} (includes queueing behind the opening burst)",
-                "≤ 20 ms",
+                goal,
                 ttfb,
                 _ms(ttfb),
-                _at_most(ttfb, 20),
+                _at_most(ttfb, 300) if n <= 100 else None,
             )
-            add(
-                f"Request to upstream p50 (server's upstream_ms), {at_once}",
-                "≤ 25 ms",
-                upstream,
-                _ms(upstream),
-                _at_most(upstream, 25),
-            )
+            add(f"Ask (POST) p50, {at_once}", goal, asked, _ms(asked), _at_most(asked, 300) if n <= 100 else None)
+            add(f"Request to upstream p50 (server's upstream_ms), {at_once}", "reported", upstream, _ms(upstream), None)
             errors = level.get("errors")
             add(f"{n:,} concurrent streams: errors", "0", errors, str(errors), None if errors is None else errors == 0)
             gap = dig(level, "added_gap_ms", "p99")
@@ -227,6 +226,21 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 str(stuck),
                 None if stuck is None else stuck == 0,
             )
+
+    pages = results.get("pages") or {}
+    kept = dig(pages, "variants", "page threads, pages kept")
+    if kept:
+        before = pages.get("before_rps") or {}
+        for page, row in kept["pages"].items():
+            rps, p99 = row["requests_per_second"], row["p99_ms"]
+            if page in before:
+                goal = 2 * before[page]
+                shown = f"{rps:,.0f} requests/s"
+                add(f"Pages, {page}: requests per second (wrk, 16 connections)", f"≥ {goal}", rps, shown, rps >= goal)
+            add(f"Pages, {page}: latency p99 at 16 connections", "≤ 100 ms", p99, _ms(p99), p99 <= 100)
+        rss = max(kept.get("worker_rss_mb") or [0]) or None
+        shown = f"{rss} MB" if rss else None
+        add("Web worker RSS after serving pages", "≤ 250 MB", rss, shown, _at_most(rss, 250))
 
     ingest = results.get("ingest") or {}
     if ingest:

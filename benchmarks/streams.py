@@ -29,7 +29,6 @@ import itertools
 import json
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,14 +41,17 @@ from typing import Any
 from benchmarks.environment import (
     BASE_DB,
     BENCH_DIR,
-    DATA_DIR,
     PYTHON,
     ROOT,
     bench_env,
+    free_port,
     machine,
     prepare_base,
     procfile_command,
     setup_django,
+    start_procfile,
+    stop_process,
+    wait_healthy,
     write_json,
 )
 from benchmarks.measure import percentiles
@@ -82,12 +84,6 @@ def serve_llm() -> None:
 # The orchestrator (this process).
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Bench:
     def __init__(self, *, workers: int, tokens: int, rate: float) -> None:
         self.workers = workers
@@ -110,7 +106,7 @@ class Bench:
         self.llm_url = f"http://127.0.0.1:{port}"
         web_port = free_port()
         self.url = f"http://127.0.0.1:{web_port}"
-        env = bench_env(
+        env = dict(
             HOST="127.0.0.1",
             PORT=str(web_port),
             WEB_CONCURRENCY=str(self.workers),
@@ -123,38 +119,12 @@ class Bench:
             CHAT_MAX_IN_FLIGHT="1000000",
             RESPONSE_CACHE_TTL="0",
         )
-        log = open(DATA_DIR / "bench-web.log", "wb")
-        command = procfile_command("web")
-        self.web = subprocess.Popen(
-            ["sh", "-c", "exec " + command],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        import httpx
-
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.web.poll() is not None:
-                raise SystemExit(f"the web process exited ({self.web.returncode}); see {DATA_DIR / 'bench-web.log'}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.25)
-        raise SystemExit("the web process did not answer /healthz within 2 minutes")
+        self.web = start_procfile("web", "bench-web.log", **env)
+        wait_healthy(self.url, self.web, "bench-web.log")
 
     def stop(self) -> None:
         for process in (self.web, self.llm):
-            if process and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            stop_process(process, 30)
 
     def configure_llm(self, *, tokens: int, rate: float) -> None:
         import httpx

@@ -64,7 +64,12 @@ def parts_run(monkeypatch, tmp_path):
 def test_the_command_runs_every_part_or_those_named_with_their_own_options(parts_run, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["benchmarks", "--quick"])
     command.main()
-    assert parts_run == [("ingest", ["--quick"]), ("streams", ["--quick"]), ("retrieval", ["--quick"])]
+    assert parts_run == [
+        ("ingest", ["--quick"]),
+        ("streams", ["--quick"]),
+        ("pages", ["--quick"]),
+        ("retrieval", ["--quick"]),
+    ]
 
     parts_run.clear()
     monkeypatch.setattr(sys, "argv", ["benchmarks", "retrieval", "--quick", "--large", "--sizes", "10000"])
