@@ -117,11 +117,11 @@ def measure_variant(env: dict[str, str], *, seconds: int, connections: int) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="5 s per URL instead of 10 (make bench).")
-    parser.add_argument("--seconds", type=int, help="wrk's -d per URL (default 10, 5 with --quick).")
+    parser.add_argument("--quick", action="store_true", help="3 s per URL instead of 10 (make bench).")
+    parser.add_argument("--seconds", type=int, help="wrk's -d per URL (default 10, 3 with --quick).")
     parser.add_argument("--connections", type=int, default=16, help="wrk's -c (default 16).")
     args = parser.parse_args()
-    seconds = args.seconds or (5 if args.quick else 10)
+    seconds = args.seconds or (3 if args.quick else 10)
     output = BENCH_DIR / "pages.json"
     if shutil.which("wrk") is None:
         print("pages: wrk is not installed (Debian: apt-get install wrk; make install does): not measured.")

@@ -1,6 +1,7 @@
 """The benchmarks' own logic (no benchmark runs here): the stream client's HTTP chunk decoder, the text model's
 derived vectors, and the report `make bench` writes, rebuilt from the committed results."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -92,7 +93,7 @@ def test_a_part_s_own_options_need_that_part_alone(parts_run, monkeypatch):
 
 @pytest.mark.skipif(not (ROOT / "bench" / "streams.json").exists(), reason="no committed results")
 def test_the_report_is_rebuilt_from_the_committed_results(tmp_path):
-    for name in ("retrieval", "streams", "ingest", "db_connections"):
+    for name in ("retrieval", "streams", "pages", "ingest", "db_connections"):
         shutil.copy(ROOT / "bench" / f"{name}.json", tmp_path)
     run = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--report-only", "--bench-dir", str(tmp_path)],
@@ -105,4 +106,8 @@ def test_the_report_is_rebuilt_from_the_committed_results(tmp_path):
     table = (tmp_path / "results.md").read_text()
     assert "| target | goal | measured | |" in table
     assert "| 500 concurrent streams: errors | 0 | 0 | met |" in table
+    pages = json.loads((ROOT / "bench" / "pages.json").read_text())
+    film = pages["variants"]["page threads, pages kept"]["pages"]["film page"]
+    rps = f"{film['requests_per_second']:,.0f}"
+    assert f"| Pages, film page: requests per second (wrk, 16 connections) | ≥ 476 | {rps} requests/s |" in table
     assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
