@@ -62,12 +62,20 @@ def wrk(url: str, *, seconds: int, connections: int) -> dict[str, Any]:
         text=True,
         check=True,
     ).stdout
+    if "Latency Distribution" not in out:
+        raise SystemExit(f"wrk gave no latencies for {url}:\n{out}")
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str) -> dict[str, Any]:
+    """What wrk --latency printed: requests per second, p50 and p99, requests, failures."""
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
         "requests_per_second": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50_ms": _ms(re.search(r"50%\s+(\S+)", out).group(1)),
-        "p99_ms": _ms(re.search(r"99%\s+(\S+)", out).group(1)),
+        # The distribution's own lines: "+/- Stdev" cells such as "77.50%" end in "50%" too.
+        "p50_ms": _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.MULTILINE).group(1)),
+        "p99_ms": _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.MULTILINE).group(1)),
         "requests": int(re.search(r"(\d+) requests in", out).group(1)),
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
         "socket_errors": sum(int(n) for n in errors.groups()) if errors else 0,
@@ -75,9 +83,12 @@ def wrk(url: str, *, seconds: int, connections: int) -> dict[str, Any]:
 
 
 def _ms(text: str) -> float:
-    """wrk's durations ("812.00us", "12.31ms", "1.20s") in milliseconds."""
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
-    return round(float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit], 2)
+    """wrk's durations ("812.00us", "12.31ms", "1.20s", "2.00m") in milliseconds."""
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if found is None:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    value, unit = found.groups()
+    return round(float(value) * {"us": 0.001, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}[unit], 2)
 
 
 def measure_variant(env: dict[str, str], *, seconds: int, connections: int) -> dict[str, Any]:

@@ -111,3 +111,32 @@ def test_the_report_is_rebuilt_from_the_committed_results(tmp_path):
     rps = f"{film['requests_per_second']:,.0f}"
     assert f"| Pages, film page: requests per second (wrk, 16 connections) | ≥ 476 | {rps} requests/s |" in table
     assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_wrk_s_output_is_read_from_its_distribution_lines():
+    from benchmarks.pages import parse_wrk
+
+    out = """Running 10s test @ http://127.0.0.1:8000/
+  1 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    80.81ms   64.76ms   1.02s    77.50%
+    Req/Sec   230.72     97.55   484.00     69.17%
+  Latency Distribution
+     50%  812.00us
+     75%   80.19ms
+     90%  170.55ms
+     99%    1.20s
+  2762 requests in 12.03s, 1.88MB read
+  Socket errors: connect 0, read 2, write 0, timeout 3
+  Non-2xx or 3xx responses: 7
+Requests/sec:    229.67
+Transfer/sec:    160.36KB
+"""
+    assert parse_wrk(out) == {
+        "requests_per_second": 229.67,
+        "p50_ms": 0.81,
+        "p99_ms": 1200.0,
+        "requests": 2762,
+        "non_2xx": 7,
+        "socket_errors": 5,
+    }
