@@ -12,8 +12,10 @@ Three ways of serving, in one run, one after the other on the same database:
   corpus generation (reports/views.py). wrk asks the same URL again and again, so these are the kept pages' figures;
   the row above is what a page costs the first time.
 
-wrk runs on the same two cores as the server. Per URL: requests per second, latency p50 / p99, non-2xx responses,
-and each worker's CPU share and peak RSS. Writes bench/pages.json.
+Each URL gets a second of the same load first, unmeasured (templates compiled, the pool's connections opened). wrk
+runs on the same two cores as the server. Per URL: requests per second, latency p50 / p99, non-2xx responses,
+and each worker's CPU share and RSS after; and the web process's start (the Procfile's command, its imports, the
+question encoder loaded) to its first request served. Writes bench/pages.json.
 """
 
 from __future__ import annotations
@@ -105,13 +107,15 @@ def measure_variant(env: dict[str, str], *, seconds: int, connections: int) -> d
         **env,
     )
     try:
-        wait_healthy(url, web, LOG)
+        ready = wait_healthy(url, web, LOG)
         workers = psutil.Process(web.pid).children()
         pages = {}
         for name, path in PATHS.items():
             response = httpx.get(url + path, timeout=30)
             if response.status_code != 200:
                 raise SystemExit(f"{path} answered {response.status_code}; see {LOG}")
+            # A second of the same load first, unmeasured: the templates compiled, the pool's connections opened.
+            wrk(url + path, seconds=1, connections=connections)
             cpu_before = [sum(worker.cpu_times()[:2]) for worker in workers]
             started = time.monotonic()
             pages[name] = wrk(url + path, seconds=seconds, connections=connections)
@@ -123,7 +127,7 @@ def measure_variant(env: dict[str, str], *, seconds: int, connections: int) -> d
         rss = [round(worker.memory_info().rss / 2**20) for worker in workers]
     finally:
         stop_process(web)
-    return {"pages": pages, "worker_rss_mb": rss}
+    return {"pages": pages, "worker_rss_mb": rss, "start_to_first_request_s": round(ready, 2)}
 
 
 def main() -> None:

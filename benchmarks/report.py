@@ -321,12 +321,14 @@ def pages_markdown(pages: dict[str, Any]) -> list[str]:
         "latency p50 / p99 in milliseconds. wrk shares the 2 cores with the server. Before: the issue's figures "
         "(150 films).",
         "",
-        "| | " + " | ".join(f"{name} (`{path}`)" for name, path in paths.items()) + " | worker RSS after (MB) |",
-        "| --- | " + " | ".join("---:" for _ in paths) + " | ---: |",
+        "| | "
+        + " | ".join(f"{name} (`{path}`)" for name, path in paths.items())
+        + " | worker RSS after (MB) | start to first request |",
+        "| --- | " + " | ".join("---:" for _ in paths) + " | ---: | ---: |",
     ]
     before = pages.get("before_rps") or {}
     if before:
-        lines.append("| before (the issue) | " + " | ".join(f"{before.get(name, '—')}" for name in paths) + " | |")
+        lines.append("| before (the issue) | " + " | ".join(f"{before.get(name, '—')}" for name in paths) + " | | |")
     for name, variant in pages["variants"].items():
         cells = []
         for page in paths:
@@ -335,7 +337,8 @@ def pages_markdown(pages: dict[str, Any]) -> list[str]:
             failed = row.get("non_2xx", 0) + row.get("socket_errors", 0)
             cells.append(cell + (f", {failed} failed" if failed else ""))
         rss = " + ".join(str(value) for value in variant.get("worker_rss_mb") or [])
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {rss} |")
+        ready = variant.get("start_to_first_request_s")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {rss} | {'—' if ready is None else f'{ready} s'} |")
     return lines
 
 
