@@ -84,8 +84,8 @@ def _facet_values(generation: int) -> dict[str, list[str]]:
     return found
 
 
-# The pages' content as rendered (the same for every visitor; the header around it is not), by the corpus
-# generation: rendering the catalogue's 48 films and its facets is most of its cost. `PAGE_CACHE_SIZE` pages at most.
+# The pages' title and content as rendered (the same for every visitor; the header around them is not), by the
+# corpus generation: rendering the catalogue's 48 films and its facets is most of its cost. `PAGE_CACHE_SIZE` pages.
 rendered: GenerationCache[tuple[str, str]] = GenerationCache(lambda: settings.PAGE_CACHE_SIZE)
 
 
@@ -113,9 +113,11 @@ def movie_list(request: HttpRequest) -> HttpResponse:
     # Its links keep every parameter of the query string (`{% querystring %}`), so the whole of it is the key.
     key = ("catalogue", state.importing, tuple(sorted((name, tuple(values)) for name, values in request.GET.lists())))
     if (found := rendered.get(key, state.generation)) is None:
-        found = ("", _catalogue(request, query, decade, state))
+        title = " · ".join([*([f"“{query}”"] if query else []), *([f"{decade}s"] if decade else []), "Films"])
+        found = (title, _catalogue(request, query, decade, state))
         rendered.put(key, state.generation, found)
-    return render(request, "reports/movie_list.html", {"query": query, "decade": decade, "content": found[1]})
+    title, content = found
+    return render(request, "reports/movie_list.html", {"title": title, "content": content})
 
 
 def _catalogue(request: HttpRequest, query: str, decade: int | None, state: importing.CatalogueState) -> str:

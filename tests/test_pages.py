@@ -138,6 +138,16 @@ def test_the_film_list_takes_five_queries_at_a_thousand_films_then_one_until_the
         client.get("/", params)
 
 
+def test_each_page_has_its_own_title_kept_with_its_content(client, sample_movies):
+    for _ in range(2):  # rendered, then kept
+        assert (
+            "<title>“vertigo” · 1950s · Films · flickora</title>"
+            in client.get("/", {"q": "vertigo", "decade": "1950"}).content.decode()
+        )
+        assert "<title>Films · flickora</title>" in client.get("/").content.decode()
+        assert "<title>Vertigo (1958) · flickora</title>" in client.get("/movies/vertigo/").content.decode()
+
+
 def test_the_rendered_catalogue_is_never_stale(client, sample_movies):
     assert '<span class="film-title">Vertigo</span>' in client.get("/").content.decode()
     Movie.objects.filter(pk=sample_movies["Vertigo (film)"].pk).update(title="Vertigo, retitled")
