@@ -262,7 +262,7 @@ EMBEDDING_PRELOAD = env_bool("EMBEDDING_PRELOAD", default=True)
 # (flickora/handlers.py); async views (the streams) run on the event loop beside them.
 WEB_THREADS = env_int("WEB_THREADS", 4)
 # Rendered film and catalogue pages kept by each web worker (the same for every visitor; never stale: see
-# reports/generations.py). About 20-40 kB each.
+# reports/generations.py). About 4 kB a film page and 13 kB a catalogue page: 4 MB at most at the default.
 PAGE_CACHE_SIZE = env_int("PAGE_CACHE_SIZE", 300)
 # Batches (ingest) use every core: measured 84 sections/s with 2 threads against 46/s with 1 (bfloat16).
 EMBEDDING_BATCH_THREADS = env_int("EMBEDDING_BATCH_THREADS", os.cpu_count() or 1)
