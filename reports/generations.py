@@ -63,6 +63,3 @@ class GenerationCache(Generic[T]):
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
-
-    def __len__(self) -> int:
-        return len(self._items)
