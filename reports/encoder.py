@@ -38,6 +38,7 @@ from reports.encoder_export import (
     MODEL_FILE,
     MODEL_FILES,
     OUTPUT,
+    RECIPE,
     sha256,
     source_hash,
 )
@@ -78,6 +79,8 @@ def problem_with(directory: Path) -> str | None:
             return f"{name} does not match the hash in its manifest"
     if manifest.get("source_sha256") != source_hash(bundled_model_dir()):
         return "exported from other weights than the installed package's"
+    if manifest.get("recipe") != RECIPE:
+        return "made by an earlier version of the exporter"
     return None
 
 

