@@ -56,10 +56,9 @@ def check_rate_limit(request: HttpRequest) -> ratelimit.Verdict:
 
 
 def _session_key(request: HttpRequest) -> str:
-    if not request.session.session_key:
-        request.session["chat"] = True  # marks the session modified, so its cookie is sent
-        request.session.save()
-    key = request.session.session_key or ""
+    """The anonymous session's key; a new visitor's is chosen now and their session written at the response, once
+    (chat.sessions)."""
+    key = request.session.reserve_key()
     if request.session.get(ANONYMOUS_KEY) != key:
         request.session[ANONYMOUS_KEY] = key
     return key
@@ -87,8 +86,11 @@ def _reserve_answer(request: HttpRequest) -> None:
 
 @transaction.atomic
 def ask(request: HttpRequest, *, movie: Movie | None, conversation: Conversation | None, question: str) -> Message:
-    """Store the question and a pending answer (the stream generates it); TooManyInFlight past the limit."""
-    _reserve_answer(request)
+    """Store the question and a pending answer (the stream generates it); TooManyInFlight past the limit. A new
+    visitor (a session whose key this request chose) has no answers in flight to count."""
+    if not _new_visitor(request):
+        _reserve_answer(request)
+    started = conversation is None
     if conversation is None:
         owner = {"user": request.user} if request.user.is_authenticated else {"session_key": _session_key(request)}
         conversation = Conversation.objects.create(movie=movie, title=_title(question), **owner)
@@ -96,8 +98,13 @@ def ask(request: HttpRequest, *, movie: Movie | None, conversation: Conversation
     answer = Message.objects.create(
         conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.PENDING, reply_to=user_message
     )
-    conversation.save(update_fields=["updated_at"])
+    if not started:  # a new conversation's updated_at is already now
+        conversation.save(update_fields=["updated_at"])
     return answer
+
+
+def _new_visitor(request: HttpRequest) -> bool:
+    return not request.user.is_authenticated and request.session.unwritten
 
 
 @transaction.atomic

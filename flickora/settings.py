@@ -204,6 +204,8 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 # from the proxies in TRUSTED_PROXIES and hands Django the request's real scheme and client address; a header sent
 # by anyone else changes nothing.
 SESSION_COOKIE_SECURE = not DEBUG
+# Django's database sessions, a new visitor's written once (chat/sessions.py).
+SESSION_ENGINE = "chat.sessions"
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG

@@ -47,7 +47,11 @@ def prune() -> dict[str, int]:
 def _clear_expired_sessions() -> int:
     from django.contrib.sessions.models import Session
 
-    if settings.SESSION_ENGINE in ("django.contrib.sessions.backends.db", "django.contrib.sessions.backends.cached_db"):
+    if settings.SESSION_ENGINE in (
+        "chat.sessions",
+        "django.contrib.sessions.backends.db",
+        "django.contrib.sessions.backends.cached_db",
+    ):
         deleted, _ = Session.objects.filter(expire_date__lt=timezone.now()).delete()
         return deleted
     import_module(settings.SESSION_ENGINE).SessionStore.clear_expired()  # counts unknown: report none
