@@ -14,7 +14,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chat import history, turns
-from chat.database import db, drain
+from chat.database import drain
 from chat.forms import ConversationPageForm, QuestionForm
 from chat.models import Conversation, Message
 from chat.streams import stream_message
@@ -90,14 +90,15 @@ def ask_all(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-async def stream(request: HttpRequest, message_id: UUID) -> StreamingHttpResponse:
-    def find() -> Message | None:
-        owner = history.owner_filter(request)
-        return Message.objects.filter(
-            uuid=message_id, role=Message.Role.ASSISTANT, conversation__in=Conversation.objects.filter(owner)
-        ).first()
-
-    message = await db(find)
+def stream(request: HttpRequest, message_id: UUID) -> StreamingHttpResponse:
+    """The message's SSE stream. A sync view: the web process runs the lookup (and the middleware) on a page thread
+    in one hop, then sends the stream from its event loop (flickora.handlers); the stream's own database work goes
+    through `db`, never this request's connection."""
+    message = Message.objects.filter(
+        uuid=message_id,
+        role=Message.Role.ASSISTANT,
+        conversation__in=Conversation.objects.filter(history.owner_filter(request)),
+    ).first()
     if message is None:
         raise Http404("No such message.")
     offset = _offset(request.headers.get("Last-Event-ID") or request.GET.get("from"))

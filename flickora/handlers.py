@@ -7,6 +7,12 @@ than the view itself. Here a request for a sync view runs whole (middleware, vie
 out) on one of a fixed set of threads, in one hop, through the same middleware loaded in sync mode, as
 `WSGIHandler` loads it. The event loop only reads the request and writes the response, so streams keep flowing
 while pages render. Async views and static files take Django's path unchanged.
+
+A sync view may return an async stream (the chat's SSE streams do): the thread runs the middleware and the view, and
+finishes the request there (request_finished gives its database connection back), then the event loop sends the
+stream, and cancels it when the client goes away, as Django's handler does. Opening a stream this way takes one hop
+to a thread instead of two for each middleware. The stream's own database work must not use the request's
+connection, since it is given back before the first byte: it goes through `chat.database.db`.
 """
 
 from __future__ import annotations
@@ -67,7 +73,24 @@ class Application(ASGIHandler):
             response = await loop.run_in_executor(self.executor, self.respond, scope, body_file)
         finally:
             body_file.close()
-        await self.send_response(response, send)
+        if response.streaming:
+            await self.send_stream(response, receive, send)
+        else:
+            await self.send_response(response, send)
+
+    async def send_stream(self, response: HttpResponseBase, receive: Any, send: Any) -> None:
+        """Send an async stream until it ends or the client disconnects (then it is cancelled, its generator closed:
+        what Django's handler does for an async view's stream)."""
+        sending = asyncio.create_task(self.send_response(response, send))
+        listening = asyncio.create_task(self.listen_for_disconnect(receive))
+        try:
+            await asyncio.wait([sending, listening], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (listening, sending):
+                task.cancel()
+            for outcome in await asyncio.gather(sending, listening, return_exceptions=True):
+                if isinstance(outcome, Exception) and not isinstance(outcome, RequestAborted):
+                    raise outcome
 
     def respond(self, scope: dict[str, Any], body_file: Any) -> HttpResponseBase:
         """The whole request on this thread, as WSGIHandler runs it: request_started, the middleware and the view,
@@ -102,12 +125,10 @@ def _is_sync_view(resolver: Any, path: str) -> bool:
 
 
 def _read_out(response: HttpResponseBase) -> HttpResponseBase:
-    """A response whose body is bytes, so that sending it needs no thread: a streaming one from a sync view is read
-    here, on its own thread (such views stream little: the exports of one conversation)."""
-    if not response.streaming:
+    """A response that sending needs no thread for: bytes, or an async stream (sent from the event loop). A sync
+    stream from a sync view is read out here, on its own thread (such views stream little)."""
+    if not response.streaming or response.is_async:  # type: ignore[attr-defined]
         return response
-    if response.is_async:  # type: ignore[attr-defined]
-        raise TypeError("A sync view returned an async stream: make the view async.")
     plain = HttpResponse(b"".join(response.streaming_content), status=response.status_code)  # type: ignore[attr-defined]
     plain.headers = response.headers
     plain.cookies = response.cookies

@@ -25,11 +25,21 @@ def sync_stream(request):
     return StreamingHttpResponse(iter(["one ", "two ", "three"]), headers={"X-Kind": "stream"})
 
 
+# What the async stream of the view below saw: the thread each part was made on, and whether it was closed.
+stream_log: list[str] = []
+
+
 def sync_view_with_async_stream(request):
     async def parts():
-        yield "never"
+        try:
+            for number in range(int(request.GET.get("parts", 3))):
+                stream_log.append(threading.current_thread().name)
+                yield f"part {number} "
+                await asyncio.sleep(float(request.GET.get("pause", 0)))
+        finally:
+            stream_log.append("closed")
 
-    return StreamingHttpResponse(parts())
+    return StreamingHttpResponse(parts(), headers={"X-Kind": "async stream"})
 
 
 def failing_view(request):
@@ -52,28 +62,32 @@ def app(settings):
     return Application(threads=2)
 
 
+def communicator(app, path: str, **scope) -> ApplicationCommunicator:
+    return ApplicationCommunicator(
+        app,
+        {
+            "type": "http",
+            "method": "GET",
+            "path": path,
+            "query_string": b"",
+            "headers": [(b"host", b"testserver")],
+            **scope,
+        },
+    )
+
+
 def get(app, path: str, **scope) -> tuple[int, dict[bytes, bytes], bytes]:
     async def run():
-        communicator = ApplicationCommunicator(
-            app,
-            {
-                "type": "http",
-                "method": "GET",
-                "path": path,
-                "query_string": b"",
-                "headers": [(b"host", b"testserver")],
-                **scope,
-            },
-        )
-        await communicator.send_input({"type": "http.request", "body": b""})
-        start = await communicator.receive_output(5)
+        client = communicator(app, path, **scope)
+        await client.send_input({"type": "http.request", "body": b""})
+        start = await client.receive_output(5)
         body = b""
         while True:
-            message = await communicator.receive_output(5)
+            message = await client.receive_output(5)
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        await communicator.wait(5)
+        await client.wait(5)
         return start["status"], dict(start["headers"]), body
 
     return asyncio.run(run())
@@ -120,9 +134,41 @@ def test_a_streaming_response_of_a_sync_view_arrives_whole_with_its_headers(app)
     assert (status, body, headers[b"X-Kind"]) == (200, b"one two three", b"stream")
 
 
-def test_a_sync_view_that_returns_an_async_stream_is_an_error(app):
-    with pytest.raises(TypeError, match="make the view async"):
-        get(app, "/async-stream")
+def test_an_async_stream_of_a_sync_view_is_sent_from_the_event_loop_once_its_thread_finished(app):
+    loop_thread = threading.current_thread().name
+    finished = []
+
+    def on_finished(**kwargs):
+        finished.append((threading.current_thread().name, len(stream_log)))
+
+    stream_log.clear()
+    signals.request_finished.connect(on_finished)
+    try:
+        status, headers, body = get(app, "/async-stream")
+    finally:
+        signals.request_finished.disconnect(on_finished)
+    assert (status, body, headers[b"X-Kind"]) == (200, b"part 0 part 1 part 2 ", b"async stream")
+    # The request finished on its page thread (its database connection given back) before the first part.
+    [(thread, parts_then)] = finished
+    assert (thread.startswith("page_"), parts_then) == (True, 0)
+    assert stream_log == [loop_thread, loop_thread, loop_thread, "closed"]
+
+
+def test_a_client_that_goes_away_ends_the_async_stream_of_a_sync_view(app):
+    stream_log.clear()
+
+    async def run():
+        client = communicator(app, "/async-stream", query_string=b"parts=1000&pause=0.01")
+        await client.send_input({"type": "http.request", "body": b""})
+        start = await client.receive_output(5)
+        first = await client.receive_output(5)
+        await client.send_input({"type": "http.disconnect"})
+        await client.wait(5)  # the application returns: the stream was cancelled
+        return start["status"], first["body"]
+
+    assert asyncio.run(run()) == (200, b"part 0 ")
+    assert stream_log[-1] == "closed"
+    assert len(stream_log) < 100
 
 
 def test_a_failing_sync_view_is_a_500_from_the_middleware(app, settings):
