@@ -98,3 +98,16 @@ def test_a_reserved_key_is_kept_until_written_and_a_saved_session_is_updated_as_
     store["more"] = 1
     store.save()
     assert Session.objects.get(session_key=key).get_decoded() == {ANONYMOUS_KEY: key, "more": 1}
+
+
+def test_a_visitor_whose_session_is_gone_asks_under_a_new_one_that_their_cookie_then_names(visitor):
+    visitor.cookies["sessionid"] = "gone" * 8  # a session pruned since, or never made here
+    response = ask(visitor)
+    assert response.status_code == 201, response.content
+    key = visitor.cookies["sessionid"].value
+    assert key != "gone" * 8
+    conversation = Conversation.objects.get(uuid=response.json()["conversation"])
+    assert conversation.session_key == key
+    assert Session.objects.get(session_key=key).get_decoded() == {ANONYMOUS_KEY: key}
+    # The conversation is theirs: its page of messages opens with the new cookie.
+    assert visitor.get(f"/chat/conversations/{conversation.uuid}/").status_code == 200
