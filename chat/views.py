@@ -7,6 +7,7 @@ from uuid import UUID
 from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import connection
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -99,6 +100,10 @@ def stream(request: HttpRequest, message_id: UUID) -> StreamingHttpResponse:
         role=Message.Role.ASSISTANT,
         conversation__in=Conversation.objects.filter(history.owner_filter(request)),
     ).first()
+    if not connection.in_atomic_block:
+        # Given back now, not when the stream ends minutes later: under Django's own handler (WEB_THREADS=0) the
+        # request keeps its connection to the end of the response, and a worker's streams would drain the pool.
+        connection.close()
     if message is None:
         raise Http404("No such message.")
     offset = _offset(request.headers.get("Last-Event-ID") or request.GET.get("from"))

@@ -1,6 +1,7 @@
 """Chat turns through the real parts: uvicorn serving the ASGI app on loopback, the embedded PostgreSQL, the real
 embedder, and a real HTTP server speaking OpenRouter's streaming format."""
 
+import asyncio
 import logging
 import threading
 import time
@@ -8,8 +9,13 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.db import connection
+from django.test import RequestFactory
 
+from chat import views
 from chat.models import Conversation, Message
+from chat.sessions import SessionStore
 from reports.models import MovieSection
 from tests.live import iter_events, read_stream
 
@@ -543,3 +549,23 @@ def test_stopping_one_of_several_streams_stops_that_one_only(web, llm):
     assert [events[-1].data["status"] for _, _, events in results] == ["complete", "stopped", "complete"]
     assert [message_of(payload).status for payload in started] == ["complete", "stopped", "complete"]
     assert len(llm.closed_early) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_stream_view_gives_its_database_connection_back_before_the_stream_is_sent():
+    """Under Django's own handler (WEB_THREADS=0) a request keeps its connection until its response ends, which for a
+    stream is minutes: the view gives it back itself once it has found the message."""
+    key = "streamer" * 4
+    conversation = Conversation.objects.create(session_key=key, title="Connection")
+    question = Message.objects.create(conversation=conversation, role=Message.Role.USER, content="Who?")
+    answer = Message.objects.create(
+        conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.PENDING, reply_to=question
+    )
+    request = RequestFactory().get(f"/chat/messages/{answer.uuid}/stream/")
+    request.session, request.user = SessionStore(key), AnonymousUser()
+    assert connection.connection is not None
+    response = views.stream(request, answer.uuid)
+    assert (response.status_code, response["Content-Type"]) == (200, "text/event-stream")
+    assert connection.connection is None  # back in the pool
+    asyncio.run(response.streaming_content.aclose())  # never sent: the message stays pending
+    assert Message.objects.get(pk=answer.pk).status == Message.Status.PENDING
