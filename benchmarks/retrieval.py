@@ -137,6 +137,7 @@ def measure(
         QuestionVector,
         candidates,
         choose_sections,
+        configure_cross_film_search,
         lexical_evidence,
         lexical_params,
         rank_films,
@@ -212,6 +213,10 @@ def measure(
 
         with transaction.atomic():
             lexical_stage.append(timed(lambda q=query: lexical_evidence(q))[0])
+            # At the app's ef_search, as the vector statement runs it (until 2026-11-27 15:30 this stage ran at
+            # pgvector's default of 40, and read about half the app's scan).
+            with connection.cursor() as cursor:
+                configure_cross_film_search(cursor, default_ef)
             params = {"vector": QuestionVector(vector), "candidates": VECTOR_CANDIDATES}  # as VECTOR_FILMS_SQL's
             vector_stage.append(timed(lambda p=params: run_prepared(VECTOR_SQL, p))[0])
         ms, rows = timed(lambda q=query, v=vector: candidates(query=q, vector=v))
