@@ -213,7 +213,7 @@ def measure(
 
         with transaction.atomic():
             lexical_stage.append(timed(lambda q=query: lexical_evidence(q))[0])
-            # At the app's ef_search, as the vector statement runs it (until 2026-11-27 15:30 this stage ran at
+            # At the app's ef_search, as the vector statement runs it (until 2026-11-27 this stage ran at
             # pgvector's default of 40, and read about half the app's scan).
             with connection.cursor() as cursor:
                 configure_cross_film_search(cursor, default_ef)
