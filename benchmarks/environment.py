@@ -8,8 +8,11 @@ import json
 import os
 import platform
 import secrets
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +54,6 @@ def procfile_command(process: str) -> str:
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -74,8 +75,6 @@ def start_procfile(process: str, log_name: str, **env: str) -> subprocess.Popen[
 def wait_healthy(url: str, process: subprocess.Popen[bytes], log_name: str, seconds: float = 120) -> float:
     """Until `url`/healthz answers 200; the seconds it took (from now: call it as the process starts). An exit or
     `seconds` without it is the end of the benchmark."""
-    import time
-
     import httpx
 
     started = time.monotonic()
@@ -92,8 +91,6 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], log_name: str, seco
 
 
 def stop_process(process: subprocess.Popen[Any] | None, seconds: float = 60) -> None:
-    import signal
-
     if process is not None and process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
