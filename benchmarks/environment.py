@@ -184,7 +184,7 @@ def prepare_base() -> None:
         print("Base database: copying the films imported by the ingest benchmark", file=sys.stderr)
         recreate_database(BASE_DB, template=INGEST_DB)
         return
-    print("Base database: importing the films (a minute and a half or more)", file=sys.stderr)
+    print("Base database: importing the films (half a minute)", file=sys.stderr)
     manage("import_movies", "--no-progress", database=BASE_DB)
 
 

@@ -257,12 +257,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             _at_least(rate, 45),
         )
         imported = ingest.get("import") or {}
-        rate = imported.get("sections_per_second")
+        seconds = imported.get("seconds")
         add(
-            "import_movies end to end, fresh database",
-            "≥ 45 sections/s",
-            rate,
-            f"{rate:.1f} sections/s ({imported.get('sections', 0):,} sections in {imported.get('seconds', 0):.0f} s)",
-            _at_least(rate, 45),
+            "import_movies end to end, fresh database: the bundled films, their vectors from the shipped file",
+            "≤ 60 s",
+            seconds,
+            f"{seconds:.1f} s ({imported.get('films', 0):,} films, {imported.get('sections', 0):,} sections)"
+            if seconds is not None
+            else None,
+            _at_most(seconds, 60),
         )
     return rows

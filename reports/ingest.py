@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils.text import slugify
 
-from reports import wikipedia
+from reports import shipped_vectors, wikipedia
 from reports.embeddings import MAX_TOKENS, embed_texts, get_embedder
 from reports.models import Movie, MovieSection, text_hash
 from reports.splitting import split_into_chunks
@@ -381,6 +382,8 @@ def embed_sections(
     if movie_ids is not None:
         sections = sections.filter(movie_id__in=movie_ids)
     pending = list(sections.select_related("movie").only("id", "heading", "content", "content_hash", "movie__title"))
+    total = len(pending)
+    pending = _take_shipped_vectors(pending)
     # Texts of a like length share a model batch and pad less: measured 3-5% more sections per second.
     pending.sort(key=lambda section: len(section.embedding_text))
     # Written back 256 at a time; the model itself reads `batch_size` texts at once (settings by default).
@@ -390,7 +393,27 @@ def embed_sections(
             section.embedding = vector
             section.embedded_hash = section.content_hash
         MovieSection.objects.bulk_update(batch, ["embedding", "embedded_hash"])
-    return len(pending)
+    return total
+
+
+def _take_shipped_vectors(sections: list[MovieSection]) -> list[MovieSection]:
+    """Give the sections whose text the shipped file holds their vector from it (written back here); return the
+    others, still to embed."""
+    known = shipped_vectors.shipped() if settings.EMBEDDING_SHIPPED_VECTORS else None
+    if known is None:
+        return sections
+    found, rest = [], []
+    for section in sections:
+        vector = known.get(text_hash(section.embedding_text))
+        if vector is None:
+            rest.append(section)
+            continue
+        section.embedding, section.embedded_hash = vector, section.content_hash
+        found.append(section)
+    MovieSection.objects.bulk_update(found, ["embedding", "embedded_hash"], batch_size=256)
+    if found:
+        logger.info("%d section vector(s) from the shipped file, %d to embed", len(found), len(rest))
+    return rest
 
 
 def _batches(items: Sequence[MovieSection], size: int) -> Iterator[Sequence[MovieSection]]:
