@@ -117,3 +117,20 @@ def test_ship_vectors_writes_the_bundled_films_sections_as_the_model_embeds_them
     made = np.array([written.get(text_hash(section.embedding_text)) for section in sections])
     assert min(np.sum(stored * made, axis=1)) >= 0.99999
     assert capsys.readouterr().out.startswith(f"Wrote {len(sections)} section vectors to {path} (")
+
+
+def test_the_workers_parts_of_bundled_films_need_no_model(sample_movies, monkeypatch):
+    """What makes a fresh start serve the bundled films within seconds: their parts never wait for the model."""
+
+    def no_model(texts, **kwargs):
+        raise AssertionError(f"the model was asked to embed {len(list(texts))} text(s)")
+
+    monkeypatch.setattr(ingest, "embed_texts", no_model)
+    run = importing.plan(limit=6, part_films=3)
+    assert run is not None
+    results = [str(importing.run_part(part.pk)) for part in run.parts.order_by("number")]
+    assert results == [
+        "part 1: 3 films (0 new), 9 sections embedded",
+        "part 2: 3 films (2 new), 7 sections embedded",
+    ]
+    assert importing.status().line() == "[########################] 16 of 16 films ready"
