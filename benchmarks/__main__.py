@@ -4,6 +4,8 @@
     python -m benchmarks                         # more queries and streams per point
     python -m benchmarks --large                 # adds the 1M-section corpus and the real catalogue (hours)
     python -m benchmarks retrieval [--quick]     # some parts only (ingest, streams, pages, retrieval; or --only)
+    python -m benchmarks background              # the web process while the worker imports (not in the default run)
+    python -m benchmarks.catalogue               # the development database's real catalogue (its --help)
     python -m benchmarks retrieval --sizes 10000 --models text   # one part, with its own options (its --help)
     python -m benchmarks --report-only [--bench-dir DIR]         # no benchmark: the report from the JSON files
 
@@ -25,13 +27,18 @@ from benchmarks.environment import BENCH_DIR, machine, prepare_base, run_module
 from benchmarks.report import read_parts, write_report
 
 PARTS = ("ingest", "streams", "pages", "retrieval")
+# Run only when named: the web process while the worker imports.
+OTHER_PARTS = ("background",)
 
 
-def run_part(part: str, args: list[str]) -> None:
+def run_part(part: str, args: list[str]) -> float:
+    """Run one part in its own process; the seconds it took."""
     print(f"\n== {part} {' '.join(args)}", file=sys.stderr, flush=True)
     started = time.perf_counter()
     run_module(f"benchmarks.{part}", *args)
-    print(f"== {part}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    seconds = round(time.perf_counter() - started, 1)
+    print(f"== {part}: {seconds:.0f} s", file=sys.stderr, flush=True)
+    return seconds
 
 
 def report_only(bench_dir: Path) -> None:
@@ -54,7 +61,7 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="Fewer queries and streams (make bench).")
     parser.add_argument("--large", action="store_true", help="Add the 1M-section corpus, and the real catalogue.")
-    parser.add_argument("--only", choices=PARTS, action="append", help="Run only this part (repeatable).")
+    parser.add_argument("--only", choices=PARTS + OTHER_PARTS, action="append", help="Run only this part (repeatable).")
     parser.add_argument(
         "--report-only",
         action="store_true",
@@ -66,10 +73,10 @@ def main() -> None:
     # The parts come first (ingest, streams, retrieval), then the options: a part's own options may take values.
     args = sys.argv[1:]
     named = []
-    while args and args[0] in PARTS:
+    while args and args[0] in PARTS + OTHER_PARTS:
         named.append(args.pop(0))
     options, extra = parser.parse_known_args(args)
-    chosen = [part for part in PARTS if part in {*named, *(options.only or [])}] or list(PARTS)
+    chosen = [part for part in PARTS + OTHER_PARTS if part in {*named, *(options.only or [])}] or list(PARTS)
     if extra and len(chosen) != 1:
         parser.error(f"unrecognized arguments: {' '.join(extra)} (a part's own options go with that part alone)")
     if options.bench_dir and not options.report_only:
@@ -81,24 +88,20 @@ def main() -> None:
     started = time.perf_counter()
     info = machine()
     took: dict[str, float] = {}  # seconds each part took, and the base database's set-up
-
-    def timed(part: str, part_args: list[str]) -> None:
-        part_started = time.perf_counter()
-        run_part(part, part_args)
-        took[part] = round(time.perf_counter() - part_started, 1)
-
     if "ingest" in chosen:
-        timed("ingest", [flag for flag in flags if flag != "--large"] + extra)
+        took["ingest"] = run_part("ingest", [flag for flag in flags if flag != "--large"] + extra)
     base_started = time.perf_counter()
     prepare_base()
     took["base database"] = round(time.perf_counter() - base_started, 1)
     for part in ("streams", "pages"):
         if part in chosen:
-            timed(part, [flag for flag in flags if flag != "--large"] + extra)
+            took[part] = run_part(part, [flag for flag in flags if flag != "--large"] + extra)
     if "retrieval" in chosen:
-        timed("retrieval", flags + extra)
-        if options.large:  # and the real catalogue, beside the synthetic corpora
-            timed("catalogue", ["--bench"])
+        took["retrieval"] = run_part("retrieval", flags + extra)
+        if options.large:  # and a real catalogue of the benchmarks' own, beside the synthetic corpora
+            took["catalogue"] = run_part("catalogue", ["--bench"])
+    if "background" in chosen:
+        took["background"] = run_part("background", extra)
 
     everything = chosen == list(PARTS) and not extra
     command = "make bench" if everything and flags == ["--quick"] else " ".join(["python -m benchmarks", *sys.argv[1:]])

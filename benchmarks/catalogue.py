@@ -1,5 +1,5 @@
 """Retrieval on the real catalogue: the Wikipedia films and the Wikidata catalogue, imported and embedded by the
-worker as `make run` does, not a synthetic corpus (`python -m benchmarks catalogue`).
+worker as `make run` does, not a synthetic corpus (`python -m benchmarks.catalogue`).
 
 Reads the development database (var/, `FLICKORA_DATA_DIR` to point elsewhere, or `--database-url`), so run it once
 `python manage.py import_status` says the import is done; with `--bench` (which `python -m benchmarks --large`
