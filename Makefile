@@ -27,8 +27,9 @@ $(VENV)/bin/activate:
 
 # Local development on the embedded PostgreSQL: migrate, queue the import of every film (the 761 Wikipedia films
 # first, then the 16,904 of the Wikidata catalogue; later runs queue nothing new), then start the Procfile's web and
-# worker processes together (honcho). The first films are served within a minute; the rest appear as the worker
-# embeds them (python manage.py import_status, or the line on the catalogue page).
+# worker processes together (honcho). The 761 Wikipedia films are served within a minute (their section vectors ship
+# with the code); the catalogue's appear as the worker embeds them (python manage.py import_status, or the line on
+# the catalogue page).
 run: export DEBUG ?= 1
 run: export HOST ?= 127.0.0.1
 run: export PORT ?= 8000
