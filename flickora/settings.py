@@ -258,7 +258,7 @@ EMBEDDING_THREADS = env_int("EMBEDDING_THREADS", 1)
 # Measured on 2 cores, bfloat16: 84 sections/s at 16 and 32, 74 at 64 (float32: 36 at 16, 30 at 64).
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 16)
 # Take the bundled films' section vectors from the file shipped with the code (reports/shipped_vectors.py) rather
-# than embed them again; off, every section is embedded (the ingest benchmark measures embedding so).
+# than embed them again; off, every section is embedded.
 EMBEDDING_SHIPPED_VECTORS = env_bool("EMBEDDING_SHIPPED_VECTORS", default=True)
 # Load the model when the web process starts (before gunicorn forks its workers) rather than on the first question.
 EMBEDDING_PRELOAD = env_bool("EMBEDDING_PRELOAD", default=True)

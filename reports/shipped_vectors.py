@@ -31,9 +31,6 @@ class ShippedVectors:
     vectors: np.ndarray  # float16, one row a section
     model_sha256: str
 
-    def __len__(self) -> int:
-        return len(self.rows)
-
     def get(self, text_hash: str) -> np.ndarray | None:
         """The unit vector of the text whose hash is `text_hash` in float32, or None when the file lacks it."""
         row = self.rows.get(text_hash)
@@ -46,7 +43,7 @@ class ShippedVectors:
 def write(path: Path, hashes: Sequence[str], vectors: np.ndarray, *, model_sha256: str) -> None:
     if len(hashes) != len(vectors) or len(set(hashes)) != len(hashes):
         raise ValueError("One vector for each text hash, each hash once")
-    order = np.argsort(np.array(hashes))  # sorted, so that the same sections make the same file
+    order = np.argsort(np.array(hashes))  # sorted: the same sections give the same arrays, whatever their order
     np.savez_compressed(
         path,
         hashes=np.array(hashes, dtype="S64")[order],
