@@ -53,16 +53,32 @@ def test_text_vectors_not_embedded_sit_from_their_source_as_a_drawn_embedded_one
 
 @pytest.fixture
 def parts_run(monkeypatch, tmp_path):
-    """The parts `python -m benchmarks` would run, with their arguments (nothing runs, nothing is written)."""
-    calls = []
-    monkeypatch.setattr(command, "run_part", lambda part, args: calls.append((part, args)))
+    """The parts `python -m benchmarks` would run, with their arguments (nothing runs, nothing is written; each
+    part takes 12 s), and the results it would report (`.reported`)."""
+    calls = _Calls()
+
+    def run_part(part, args):
+        calls.append((part, args))
+        return 12.0
+
+    def write_report(results, bench_dir):
+        calls.reported = results
+        return ""
+
+    monkeypatch.setattr(command, "run_part", run_part)
     monkeypatch.setattr(command, "prepare_base", lambda: None)
     monkeypatch.setattr(command, "read_parts", lambda bench_dir: {})
-    monkeypatch.setattr(command, "write_report", lambda results, bench_dir: "")
+    monkeypatch.setattr(command, "write_report", write_report)
     return calls
 
 
-def test_the_command_runs_every_part_or_those_named_with_their_own_options(parts_run, monkeypatch):
+class _Calls(list):
+    """A list of the parts run, with the results reported."""
+
+    reported: dict | None = None
+
+
+def test_the_command_runs_every_part_or_those_named_with_their_own_options(parts_run, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["benchmarks", "--quick"])
     command.main()
     assert parts_run == [
@@ -71,6 +87,23 @@ def test_the_command_runs_every_part_or_those_named_with_their_own_options(parts
         ("pages", ["--quick"]),
         ("retrieval", ["--quick"]),
     ]
+    # Each part's time, in the results and in the last line.
+    seconds = parts_run.reported["machine"]["part_seconds"]
+    assert [part for part in seconds] == ["ingest", "base database", "streams", "pages", "retrieval"]
+    assert [seconds[part] for part in ("ingest", "streams", "pages", "retrieval")] == [12.0] * 4
+    assert (
+        capsys.readouterr()
+        .out.rstrip()
+        .endswith(
+            f"(ingest 12 s, base database {seconds['base database']:.0f} s, streams 12 s, pages 12 s, retrieval 12 s)."
+        )
+    )
+
+    parts_run.clear()
+    monkeypatch.setattr(sys, "argv", ["benchmarks", "background", "--rounds", "5"])
+    command.main()
+    # Outside the default run, by name only.
+    assert parts_run == [("background", ["--rounds", "5"])]
 
     parts_run.clear()
     monkeypatch.setattr(sys, "argv", ["benchmarks", "retrieval", "--quick", "--large", "--sizes", "10000"])
