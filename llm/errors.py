@@ -1,7 +1,7 @@
 """The one exception type of the LLM layer and the mapping from HTTP outcomes onto it.
 
 Callers (views, background jobs) only ever see `LLMError`, so they can decide what to show and whether
-to retry from `code` and `retryable` without knowing anything about httpx or the upstream's quirks.
+to retry from `code` and `retryable` without knowing anything about the HTTP client or the upstream's quirks.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import re
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 
 # Longest upstream detail we are willing to repeat to a user: provider bodies can be huge HTML pages or
 # carry raw provider payloads (OpenRouter's `metadata.raw`) that make no sense to an end user.
@@ -183,30 +184,29 @@ def error_from_chunk(error: Any, *, secret: str | None) -> LLMError:
     return LLMError("upstream_error", text, retryable=retryable, status=status)
 
 
-def error_from_transport(exc: httpx.HTTPError, *, got_response: bool, base_url: str) -> LLMError:
-    """Map an httpx transport failure onto an LLMError; `got_response` says whether headers had arrived."""
-    host = httpx.URL(base_url).host or base_url
-    if isinstance(exc, httpx.ConnectTimeout):
+def error_from_transport(exc: aiohttp.ClientError | TimeoutError, *, got_response: bool, base_url: str) -> LLMError:
+    """Map a transport failure of the HTTP client (aiohttp) onto an LLMError; `got_response` says whether headers
+    had arrived."""
+    host = urlsplit(base_url).hostname or base_url
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return LLMError("timeout", f"Could not connect to {host} in time. Please try again.", retryable=True)
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, aiohttp.ClientConnectorError):
         return LLMError("connection", f"Could not connect to {host}. Please try again.", retryable=True)
-    if isinstance(exc, httpx.ReadTimeout):
+    if isinstance(exc, TimeoutError):  # a silence longer than the read timeout (aiohttp.SocketTimeoutError)
         text = (
             "The model stopped sending data mid-answer (timed out). Please try again."
             if got_response
             else f"{host} accepted the request but did not answer in time. Please try again."
         )
         return LLMError("timeout", text, retryable=True)
-    if isinstance(exc, httpx.TimeoutException):  # write or pool timeout
-        return LLMError("timeout", f"The request to {host} timed out. Please try again.", retryable=True)
-    if isinstance(exc, httpx.DecodingError):
+    if isinstance(exc, aiohttp.ClientPayloadError) and "content-encoding" in str(exc).lower():
         return LLMError("bad_response", f"{host} sent a response that could not be decoded.", retryable=False)
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError) and got_response:
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientConnectionError) and got_response:
         return LLMError(
             "stream_interrupted",
             "The connection to the model broke mid-answer. Please try again.",
             retryable=True,
         )
-    if isinstance(exc, httpx.TransportError):
+    if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientResponseError | aiohttp.InvalidURL):
         return LLMError("connection", f"The connection to {host} failed. Please try again.", retryable=True)
     return LLMError("bad_response", f"The request to {host} failed unexpectedly.", retryable=False)

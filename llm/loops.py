@@ -1,4 +1,4 @@
-"""One object per running event loop, for objects bound to the loop they were made on (an httpx client, a queue
+"""One object per running event loop, for objects bound to the loop they were made on (an HTTP client session, a queue
 of futures, a watch task). Under an ASGI server that is one per process; code that runs short-lived loops
 (`asyncio.run`, `async_to_sync` without an outer loop) gets a fresh one each time, and the ones of closed loops are
 forgotten: nothing can be awaited on a closed loop, and their sockets and tasks died with it."""

@@ -11,11 +11,12 @@ import email.utils
 import json
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import httpx
+import aiohttp
 import pytest
 
 from benchmarks.fake_llm import DEFAULT_TOKENS, FakeLLMServer
@@ -508,7 +509,7 @@ def test_config_provider_and_normalisation() -> None:
 
 
 def test_shared_client_is_one_per_event_loop() -> None:
-    async def twice() -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
+    async def twice() -> tuple[aiohttp.ClientSession, aiohttp.ClientSession]:
         return shared_client(), shared_client()
 
     first, again = asyncio.run(twice())
@@ -558,3 +559,16 @@ def test_sse_decoder_drops_an_unterminated_last_line() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b'data: {"trunc') == []
     assert decoder.close() == []
+
+
+def test_the_shared_client_verifies_certificates_and_honours_proxy_settings() -> None:
+    async def made() -> tuple[ssl.SSLContext, bool]:
+        client = shared_client()
+        try:
+            return client.connector._ssl, client.trust_env  # type: ignore[union-attr]
+        finally:
+            await aclose_shared_client()
+
+    context, trust_env = asyncio.run(made())
+
+    assert (context.verify_mode, context.check_hostname, trust_env) == (ssl.CERT_REQUIRED, True, True)
