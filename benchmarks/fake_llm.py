@@ -49,6 +49,7 @@ import json
 import logging
 import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -137,8 +138,9 @@ class _Response:
 
 
 class FakeLLMServer:
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", *, tls: ssl.SSLContext | None = None) -> None:
         self.host = host
+        self.tls = tls  # a server context: HTTPS, as OpenRouter speaks it
         self.port = 0
         self.requests: list[RecordedRequest] = []
         self.closed_early: list[ClosedEarly] = []
@@ -217,7 +219,7 @@ class FakeLLMServer:
 
     @property
     def origin(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -252,7 +254,7 @@ class FakeLLMServer:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
-        server = await asyncio.start_server(self._on_connection, self.host, 0, backlog=4096)
+        server = await asyncio.start_server(self._on_connection, self.host, 0, backlog=4096, ssl=self.tls)
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -132,7 +133,12 @@ _KEEPALIVE_SECONDS = 30.0
 
 @cache
 def _ssl_context() -> ssl.SSLContext:
-    """Certificates from certifi, as httpx (the client before) verified them: the same on every host."""
+    """The certificates trusted, as httpx (the client before) chose them: SSL_CERT_FILE or SSL_CERT_DIR when set (a
+    proxy's own authority), else certifi's, the same on every host."""
+    if cafile := os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=cafile)
+    if capath := os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=capath)
     return ssl.create_default_context(cafile=certifi.where())
 
 

@@ -12,8 +12,10 @@ import json
 import logging
 import socket
 import ssl
+import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -29,6 +31,7 @@ from llm import (
     shared_client,
     stream_chat,
 )
+from llm.client import _ssl_context
 from llm.errors import parse_retry_after
 from llm.sse import SSEDecoder
 
@@ -559,6 +562,49 @@ def test_sse_decoder_drops_an_unterminated_last_line() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b'data: {"trunc') == []
     assert decoder.close() == []
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[FakeLLMServer, Path]]:
+    """The fake LLM over HTTPS, with a certificate for 127.0.0.1 that no public authority signed (made by
+    openssl), and that certificate's file."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    with FakeLLMServer(tls=context) as server:
+        yield server, cert
+
+
+def test_the_stream_is_read_over_https_from_a_server_the_client_trusts(
+    tls_server: tuple[FakeLLMServer, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, cert = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the authority trusted, as behind a proxy of one's own
+    _ssl_context.cache_clear()
+    try:
+        pieces, error, result = run(lambda: collect(config_for(server)))
+    finally:
+        _ssl_context.cache_clear()
+
+    assert server.base_url.startswith("https://127.0.0.1:")
+    assert (error, "".join(pieces), result.done, len(server.requests)) == (None, DEFAULT_TEXT, True, 1)
+
+
+def test_a_server_whose_certificate_is_not_trusted_is_refused(tls_server: tuple[FakeLLMServer, Path]) -> None:
+    server, _ = tls_server
+    _ssl_context.cache_clear()  # certifi's authorities, which never signed it
+
+    pieces, error, _ = run(lambda: collect(config_for(server)))
+
+    assert error is not None
+    assert (pieces, error.code, error.retryable, len(server.requests)) == ([], "connection", True, 0)
+    assert error.message == "Could not connect to 127.0.0.1. Please try again."
 
 
 def test_the_shared_client_verifies_certificates_and_honours_proxy_settings() -> None:
