@@ -301,6 +301,9 @@ class FakeLLMServer:
             return None  # the client closed an idle keep-alive connection
         lines = head.decode("latin-1").split("\r\n")
         method, target, _version = lines[0].split(" ", 2)
+        # Absolute form ("POST http://host/api/...") is what a client sends through a proxy: the fake then plays
+        # the proxy and the server both (HTTP/1.1 servers accept it too).
+        target = re.sub(r"^https?://[^/]+", "", target)
         headers: dict[str, str] = {}
         for line in lines[1:]:
             if not line:

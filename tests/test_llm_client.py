@@ -31,7 +31,7 @@ from llm import (
     shared_client,
     stream_chat,
 )
-from llm.client import _ssl_context
+from llm.client import _proxy_for, _ssl_context
 from llm.errors import parse_retry_after
 from llm.sse import SSEDecoder
 
@@ -607,14 +607,50 @@ def test_a_server_whose_certificate_is_not_trusted_is_refused(tls_server: tuple[
     assert error.message == "Could not connect to 127.0.0.1. Please try again."
 
 
-def test_the_shared_client_verifies_certificates_and_honours_proxy_settings() -> None:
-    async def made() -> tuple[ssl.SSLContext, bool]:
+def test_the_shared_client_verifies_certificates() -> None:
+    async def made() -> ssl.SSLContext:
         client = shared_client()
         try:
-            return client.connector._ssl, client.trust_env  # type: ignore[union-attr]
+            return client.connector._ssl  # type: ignore[union-attr]
         finally:
             await aclose_shared_client()
 
-    context, trust_env = asyncio.run(made())
+    context = asyncio.run(made())
 
-    assert (context.verify_mode, context.check_hostname, trust_env) == (ssl.CERT_REQUIRED, True, True)
+    assert (context.verify_mode, context.check_hostname) == (ssl.CERT_REQUIRED, True)
+
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+@pytest.fixture
+def proxied(server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[LLMConfig]:
+    """HTTP_PROXY names the fake server, which plays the proxy; the LLM's address has nothing listening (port 9)."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HTTP_PROXY", server.origin)
+    _proxy_for.cache_clear()
+    yield config_for(server, base_url="http://127.0.0.1:9/api/v1")
+    _proxy_for.cache_clear()
+
+
+def test_the_request_goes_through_the_proxy_the_environment_names(server: FakeLLMServer, proxied: LLMConfig) -> None:
+    pieces, error, _ = run(lambda: collect(proxied))
+
+    assert (error, "".join(pieces)) == (None, DEFAULT_TEXT)
+    assert (server.requests[-1].path, server.requests[-1].headers["host"]) == (
+        "/api/v1/chat/completions",
+        "127.0.0.1:9",
+    )
+
+
+def test_no_proxy_sends_the_request_straight_to_the_llm(
+    server: FakeLLMServer, proxied: LLMConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+
+    pieces, error, _ = run(lambda: collect(proxied))
+
+    assert error is not None
+    assert (pieces, error.code, len(server.requests)) == ([], "connection", 0)

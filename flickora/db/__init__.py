@@ -75,9 +75,15 @@ def pgdata_dir(data_dir: Path) -> Path:
 def ensure_server(data_dir: Path, database: str) -> Path:
     """Start the embedded server for `data_dir` unless it already runs, create `database` if missing, and return
     the socket directory (the HOST to connect to)."""
+    # Every connection taken from the pool asks (Django computes the connection's parameters each time): the
+    # directory as given answers without resolving the path, a dozen system calls a time.
+    given = (data_dir, database)
+    if given in _started:
+        return _started[given]
     pgdata = pgdata_dir(data_dir).resolve()
     key = (pgdata, database)
     if key in _started:
+        _started[given] = _started[key]
         return _started[key]
     with _thread_lock:
         if key in _started:
@@ -92,7 +98,7 @@ def ensure_server(data_dir: Path, database: str) -> Path:
                     _create_database(socket_dir, database)
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
-        _started[key] = socket_dir
+        _started[key] = _started[given] = socket_dir
     return socket_dir
 
 
