@@ -207,6 +207,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
             add(f"Ask (POST) p50, {at_once}", goal, asked, _ms(asked), _at_most(asked, 300) if n <= 100 else None)
             add(f"Request to upstream p50 (server's upstream_ms), {at_once}", "reported", upstream, _ms(upstream), None)
+            # What the reader waits for: the answer's first token, from the stream's opening (Message.timings).
+            first = dig(level, "server_timings_ms", "first_token_ms", "p50")
+            add(f"First token p50 (server's first_token_ms), {at_once}", "reported", first, _ms(first), None)
             errors = level.get("errors")
             add(f"{n:,} concurrent streams: errors", "0", errors, str(errors), None if errors is None else errors == 0)
             gap = dig(level, "added_gap_ms", "p99")

@@ -148,6 +148,11 @@ def test_the_report_is_rebuilt_from_the_committed_results(tmp_path):
     corpus = next(c for c in retrieval["realistic_corpora"] if c["sections"] == 100_000)
     floor = corpus["embedding"]["cold"]["p50"] + corpus["cross_film_stages"]["vector"]["p50"]
     assert f"the HNSW scan alone p50 (ef_search 150) | reported | {floor:,.1f} ms |  |" in table
+    # What the reader waits for at 100 at once: the first token.
+    streams = json.loads((ROOT / "bench" / "streams.json").read_text())
+    first = next(level for level in streams["levels"] if level["concurrency"] == 100)["server_timings_ms"]
+    shown = f"{first['first_token_ms']['p50']:,.1f} ms"
+    assert f"| First token p50 (server's first_token_ms), 100 streams opened at once | reported | {shown} |  |" in table
     assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
