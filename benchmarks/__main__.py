@@ -29,6 +29,7 @@ from benchmarks.report import read_parts, write_report
 PARTS = ("ingest", "streams", "pages", "retrieval")
 # Run only when named: the web process while the worker imports.
 OTHER_PARTS = ("background",)
+ALL_PARTS = PARTS + OTHER_PARTS
 
 
 def run_part(part: str, args: list[str]) -> float:
@@ -61,7 +62,7 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="Fewer queries and streams (make bench).")
     parser.add_argument("--large", action="store_true", help="Add the 1M-section corpus, and the real catalogue.")
-    parser.add_argument("--only", choices=PARTS + OTHER_PARTS, action="append", help="Run only this part (repeatable).")
+    parser.add_argument("--only", choices=ALL_PARTS, action="append", help="Run only this part (repeatable).")
     parser.add_argument(
         "--report-only",
         action="store_true",
@@ -73,10 +74,10 @@ def main() -> None:
     # The parts come first (ingest, streams, retrieval), then the options: a part's own options may take values.
     args = sys.argv[1:]
     named = []
-    while args and args[0] in PARTS + OTHER_PARTS:
+    while args and args[0] in ALL_PARTS:
         named.append(args.pop(0))
     options, extra = parser.parse_known_args(args)
-    chosen = [part for part in PARTS + OTHER_PARTS if part in {*named, *(options.only or [])}] or list(PARTS)
+    chosen = [part for part in ALL_PARTS if part in {*named, *(options.only or [])}] or list(PARTS)
     if extra and len(chosen) != 1:
         parser.error(f"unrecognized arguments: {' '.join(extra)} (a part's own options go with that part alone)")
     if options.bench_dir and not options.report_only:

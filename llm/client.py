@@ -156,11 +156,11 @@ def _proxy_for(url: str) -> str | None:
     """The proxy the environment names for `url` (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY, upper or lower case), unless
     NO_PROXY leaves its host out, as httpx (the client before) chose it. Read once per URL: the environment of a
     running process does not change."""
-    host = urlsplit(url).hostname
-    if not host or urllib.request.proxy_bypass(host):
+    parts = urlsplit(url)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
         return None
     proxies = urllib.request.getproxies()
-    return proxies.get(urlsplit(url).scheme) or proxies.get("all")
+    return proxies.get(parts.scheme) or proxies.get("all")
 
 
 def _client_timeout(connect: float, read: float) -> aiohttp.ClientTimeout:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from reports.encoder import bundled_model_hash
+
 logger = logging.getLogger(__name__)
 
 PATH = Path(__file__).with_name("section_vectors.npz")
@@ -59,12 +61,6 @@ def read(path: Path) -> ShippedVectors:
     return ShippedVectors(rows, vectors, model_sha256)
 
 
-def installed_model_sha256() -> str:
-    from reports import encoder
-
-    return encoder.bundled_model_hash()
-
-
 @functools.cache
 def shipped() -> ShippedVectors | None:
     """The shipped vectors this process may use: None when the file is missing or was made by other weights than
@@ -73,7 +69,7 @@ def shipped() -> ShippedVectors | None:
         logger.warning("No shipped section vectors (%s): every section is embedded", PATH)
         return None
     vectors = read(PATH)
-    if vectors.model_sha256 != installed_model_sha256():
+    if vectors.model_sha256 != bundled_model_hash():
         logger.warning("The shipped section vectors were made by other weights than the installed model's: unused")
         return None
     return vectors

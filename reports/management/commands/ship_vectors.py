@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from reports import shipped_vectors
 from reports.embeddings import Embedder
+from reports.encoder import bundled_model_hash
 from reports.management.progress import progress_bar
 from reports.models import EMBEDDING_DIMENSIONS, Movie, MovieSection, text_hash
 
@@ -41,7 +42,7 @@ class Command(BaseCommand):
             options["output"],
             [text_hash(text) for text in texts],
             np.concatenate(vectors) if vectors else np.zeros((0, EMBEDDING_DIMENSIONS), dtype=np.float32),
-            model_sha256=shipped_vectors.installed_model_sha256(),
+            model_sha256=bundled_model_hash(),
         )
         size = options["output"].stat().st_size / 1e6
         self.stdout.write(
