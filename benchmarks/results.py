@@ -210,6 +210,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             # What the reader waits for: the answer's first token, from the stream's opening (Message.timings).
             first = dig(level, "server_timings_ms", "first_token_ms", "p50")
             add(f"First token p50 (server's first_token_ms), {at_once}", "reported", first, _ms(first), None)
+            seen = dig(level, "first_token_seen_ms", "p50")
+            add(f"First token p50 seen by the client, from its GET, {at_once}", "reported", seen, _ms(seen), None)
             errors = level.get("errors")
             add(f"{n:,} concurrent streams: errors", "0", errors, str(errors), None if errors is None else errors == 0)
             gap = dig(level, "added_gap_ms", "p99")

@@ -13,10 +13,11 @@ Three processes besides this one:
   answered, all the GETs of the streams at once. It records the first byte of each stream and the arrival of every
   token.
 
-Per level: time to first SSE byte; the server's request-to-upstream time (Message.timings["upstream_ms"], read from
-the database) and the same seen from outside (GET sent to the fake LLM receiving the request); the added gap
-between tokens (the client's gap between two tokens minus the fake LLM's gap between writing them); errors; the
-peak RSS of each gunicorn worker; and the final status of every assistant message (each must be terminal).
+Per level: time to first SSE byte, and to the first token as the client sees it (from its GET); the server's
+request-to-upstream time (Message.timings["upstream_ms"], read from the database) and the same seen from outside
+(GET sent to the fake LLM receiving the request); the added gap between tokens (the client's gap between two
+tokens minus the fake LLM's gap between writing them); errors; the peak RSS of each gunicorn worker; and the final
+status of every assistant message (each must be terminal).
 "One at a time" runs a few streams sequentially with nothing else going on. Writes bench/streams.json.
 """
 
@@ -210,7 +211,7 @@ def analyse(result: dict[str, Any], llm: dict[str, Any], concurrency: int) -> di
     }
     statuses = Counter(status for status, _, _ in rows.values())
     errors: Counter[str] = Counter()
-    ttfb, upstream, observed_upstream, gaps, delivery = [], [], [], [], []
+    ttfb, upstream, observed_upstream, gaps, delivery, first_seen = [], [], [], [], [], []
     # Once every stream has its first token, all of them are open at once: the steady state of `concurrency`
     # streams, apart from the burst of opening them (set-up work, question embeddings) that came before.
     firsts = [stream["tokens"][0][1] for stream in streams if stream.get("tokens")]
@@ -234,6 +235,7 @@ def analyse(result: dict[str, Any], llm: dict[str, Any], concurrency: int) -> di
                     server[name].append(row[1][name])
         tokens = stream.get("tokens") or []
         if tokens:
+            first_seen.append((tokens[0][1] - stream["t0"]) * 1000)
             number = int(tokens[0][0][1:].split("t")[0])
             if number in arrivals:
                 observed_upstream.append((arrivals[number] - stream["t0"]) * 1000)
@@ -256,6 +258,8 @@ def analyse(result: dict[str, Any], llm: dict[str, Any], concurrency: int) -> di
         "upstream_ms": percentiles(upstream),
         "upstream_observed_ms": percentiles(observed_upstream),
         "server_timings_ms": {name: percentiles(values) for name, values in server.items()},
+        # What the reader waits for once the page asks for the stream: from the client's GET to its first token.
+        "first_token_seen_ms": percentiles(first_seen),
         "added_gap_ms": percentiles(gaps),
         "added_gap_all_open_ms": percentiles(steady_gaps),
         "all_open_after_s": round(all_open - min(stream["t0"] for stream in streams if "t0" in stream), 2)
@@ -374,7 +378,8 @@ def main() -> None:
 
 def _report(level: dict[str, Any], label: str) -> None:
     print(
-        f"  {label}: first byte p50 {level['ttfb_ms']['p50']} / p99 {level['ttfb_ms']['p99']} ms; upstream p50 "
+        f"  {label}: first byte p50 {level['ttfb_ms']['p50']} / p99 {level['ttfb_ms']['p99']} ms; first token seen "
+        f"p50 {level['first_token_seen_ms'].get('p50')} ms; upstream p50 "
         f"{level['upstream_ms']['p50']} ms (seen from outside {level['upstream_observed_ms']['p50']} ms); added gap "
         f"p50 {level['added_gap_ms']['p50']} / p99 {level['added_gap_ms']['p99']} ms (once all open, after "
         f"{level['all_open_after_s']} s: p50 {level['added_gap_all_open_ms'].get('p50')} / "
