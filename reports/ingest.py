@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils.text import slugify
 
@@ -318,6 +318,20 @@ def import_records(
             _sync_sections(movie, drafts, report, source_changed=source_changed)
         _create_films(created, report)
     return report
+
+
+# The tables an import fills. Retrieval's statements are planned once per connection, generically, from their
+# statistics (reports.search.run_prepared). Planned before any ANALYZE, on the 761 films, a film's sections' BM25 read
+# every posting (66,336 rows, 6.4 ms) rather than the question's few through the index (0.26 ms for the statement).
+IMPORTED_TABLES = ("reports_movie", "reports_moviesection", "reports_posting", "reports_lexeme", "reports_corpus")
+
+
+def analyze_imported() -> None:
+    """Refresh the planner's statistics of the imported tables (a new database has none, and a copy of one never
+    gets them from autovacuum, whose counts of changed rows start again at zero). The statements prepared since
+    are planned again."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {', '.join(IMPORTED_TABLES)}")
 
 
 def _create_films(films: list[tuple[Movie, list[SectionDraft]]], report: ImportReport) -> None:

@@ -6,6 +6,7 @@ from django_tasks_db.models import DBTaskResult
 
 from reports import importing, ingest
 from reports.models import FilmFacts, ImportRun, Movie, MovieSection
+from tests.test_ingest import planner_statistics
 
 # The bundled data's first six films: the first four are among the test database's sample films (conftest), the
 # last two (1939 and 1927) are not, and are older than the Wikidata facts.
@@ -56,6 +57,10 @@ def test_a_part_imports_its_films_whole_with_their_facts_and_vectors(run):
     assert not MovieSection.objects.filter(movie__in=films, embedding=None).exists()
     third.refresh_from_db()
     assert third.done_at is not None
+    # The part's rows are in the planner's statistics (ANALYZE after the part; autovacuum cannot see them here).
+    assert [planned for planned, _ in planner_statistics().values()] == [
+        float(rows) for _, rows in planner_statistics().values()
+    ]
     # Again: nothing to do.
     assert str(importing.run_part(third.pk)) == "part 3: done already"
 

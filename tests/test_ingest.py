@@ -3,6 +3,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from reports import ingest, wikipedia
 from reports.models import FilmFacts, Movie, MovieSection, text_hash
@@ -143,6 +144,34 @@ def test_a_json_file_of_films_imports_and_embeds(tmp_path):
     assert MovieSection.objects.filter(movie__source="file", embedding__isnull=False).count() == 2
     assert "Films: 2 created, 0 updated, 0 unchanged, 0 removed." in out.getvalue()
     assert "Embedded 2 sections." in out.getvalue()
+
+
+def planner_statistics() -> dict[str, tuple[float, int]]:
+    """Each imported table's row count as the planner has it (pg_class.reltuples, set by ANALYZE), and its rows."""
+    statistics = {}
+    with connection.cursor() as cursor:
+        for table in ingest.IMPORTED_TABLES:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [table])
+            planned = cursor.fetchone()[0]
+            cursor.execute(f"SELECT count(*) FROM {table}")
+            statistics[table] = (planned, cursor.fetchone()[0])
+    return statistics
+
+
+@pytest.mark.django_db
+def test_an_import_leaves_the_planner_the_statistics_of_what_it_filled(tmp_path):
+    # The films come in this test's transaction, which autovacuum cannot see: only the import's ANALYZE counts them.
+    films = [
+        {"title": f"Harbour {n}", "text": f"Harbour {n} is a 1961 drama film about boats and tides."} for n in range(3)
+    ]
+    call_command(
+        "import_movies", "--file", str(write_json(tmp_path, films)), "--no-facts", "--no-progress", stdout=StringIO()
+    )
+    statistics = planner_statistics()
+    assert {table: planned for table, (planned, _) in statistics.items()} == {
+        table: float(rows) for table, (_, rows) in statistics.items()
+    }
+    assert statistics["reports_corpus"] == (1.0, 1)
 
 
 @pytest.mark.django_db

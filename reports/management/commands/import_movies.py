@@ -111,6 +111,7 @@ class Command(BaseCommand):
         if not options["no_embed"]:
             embedded = ingest.embed_sections(progress=progress)
             self.stdout.write(f"Embedded {embedded} sections.")
+        ingest.analyze_imported()
         self.stdout.write(self.style.SUCCESS(f"Done in {time.perf_counter() - started:.1f} s."))
 
     def _queue(self, options: dict[str, Any]) -> None:
