@@ -58,9 +58,8 @@ def test_a_part_imports_its_films_whole_with_their_facts_and_vectors(run):
     third.refresh_from_db()
     assert third.done_at is not None
     # The part's rows are in the planner's statistics (ANALYZE after the part; autovacuum cannot see them here).
-    assert [planned for planned, _ in planner_statistics().values()] == [
-        float(rows) for _, rows in planner_statistics().values()
-    ]
+    statistics = planner_statistics().values()
+    assert [planned for planned, _ in statistics] == [float(rows) for _, rows in statistics]
     # Again: nothing to do.
     assert str(importing.run_part(third.pk)) == "part 3: done already"
 
