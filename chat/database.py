@@ -20,8 +20,8 @@ async def db(work: Callable[[], T]) -> T:
 
     A stream lives for minutes and mostly waits: holding a pooled connection for its whole life capped a worker at
     the pool's size of open streams (measured: stream 11 of a 10-connection pool waited 10 s and failed). Each call
-    stands alone (no transaction spans two), so any thread will do: a fixed set of them, as many as the pool has
-    connections, rather than a new thread for every request as Django's thread-sensitive default makes."""
+    stands alone (no transaction spans two), so any thread will do: a fixed set of them (`database_threads()`)
+    rather than a new thread for every request as Django's thread-sensitive default makes."""
 
     def run() -> T:
         try:
@@ -32,9 +32,19 @@ async def db(work: Callable[[], T]) -> T:
     return await sync_to_async(run, thread_sensitive=False, executor=_executor())()
 
 
+def database_threads() -> int:
+    """`CHAT_DB_THREADS`, at least one and at most the pool's connections.
+
+    Few on purpose: these threads share the worker's interpreter lock with the page threads that open streams and
+    with the event loop. With ten, a burst's answers all progressed at once and each reached its first token late,
+    while the streams behind them waited to open; with three, 100 streams opened at once read first byte p50 about
+    500 ms against 810 and the reader's first token 1.4 s against 1.7 (README, "What is in the way")."""
+    return max(1, min(settings.CHAT_DB_THREADS, settings.DB_POOL_MAX))
+
+
 @functools.cache
 def _executor() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max(1, settings.DB_POOL_MAX), thread_name_prefix="chat-db")
+    return ThreadPoolExecutor(database_threads(), thread_name_prefix="chat-db")
 
 
 async def drain(items: Generator[str, None, None], *, batch: int = 100) -> AsyncIterator[str]:

@@ -263,6 +263,8 @@ EMBEDDING_SHIPPED_VECTORS = env_bool("EMBEDDING_SHIPPED_VECTORS", default=True)
 # Load the model when the web process starts (before gunicorn forks its workers) rather than on the first question.
 EMBEDDING_PRELOAD = env_bool("EMBEDDING_PRELOAD", default=True)
 
+# Threads per web worker for the chat streams' database work (chat/database.py), at most DB_POOL_MAX_SIZE.
+CHAT_DB_THREADS = env_int("CHAT_DB_THREADS", 3)
 # Threads per web worker for the sync views (pages, the ask endpoint), each running a whole request in one hop
 # (flickora/handlers.py); async views (the streams) run on the event loop beside them.
 WEB_THREADS = env_int("WEB_THREADS", 4)
