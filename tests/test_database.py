@@ -32,7 +32,7 @@ def test_the_default_is_three_threads(settings):
 
 
 @pytest.mark.usefixtures("new_threads")
-def test_calls_beyond_the_threads_wait_for_one(settings):
+def test_eight_calls_at_once_share_the_three_threads(settings):
     settings.CHAT_DB_THREADS = 3
     release = threading.Event()
 
