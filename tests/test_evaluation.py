@@ -75,7 +75,10 @@ def test_the_fusion_search_runs_on_the_tuning_half(sample_movies):
     call_command("evaluate_answers", "--questions", str(SMALL_SET), "--tune", "--no-progress", stdout=out)
     assert "66 fusions tried on the 2 all-films questions of the tuning half." in out.getvalue()
     best = out.getvalue().splitlines()[2]
-    assert best == "  rrf_k 0   lexical weight 0.25  recall@1 1.000  recall@5 1.000  MRR 1.000"
+    # The first fusion in the grid's order that ranks both films first. Whether the vector alone (weight 0) already
+    # does depends on the CPU: onnxruntime picks its int8 kernels by the instructions it finds (AVX-512 with VNNI on
+    # one machine here, AVX2 on another), and one of the two questions has its film and the next that close.
+    assert re.fullmatch(r"  rrf_k 0   lexical weight (0\.0 |0\.25)  recall@1 1\.000  recall@5 1\.000  MRR 1\.000", best)
 
 
 def test_a_malformed_set_is_refused_naming_the_line(tmp_path):
