@@ -6,9 +6,9 @@ torch thread count.
 The import runs the real command (`manage.py import_movies`: read and classify the bundled films, split them into
 sections, match their facts, give the sections their vectors) into a new database `flickora_ingest` on the bench
 server, timed end to end, as a user runs it: the vectors come from the file shipped with the code
-(`reports.shipped_vectors`), so the model's own pace is the sweep's. The sweep then embeds
-the same real sections (what the importer embeds: title, heading and text) through the app's embedder, in the dtype
-the app runs (`EMBEDDING_DTYPE`: bfloat16 where the CPU computes it natively, else float32), at each batch size and
+(`reports.shipped_vectors`), so the model's own pace is the sweep's. The sweep then embeds the same real sections
+(what the importer embeds: title, heading and text) through the app's embedder, in the dtype the app runs
+(`EMBEDDING_DTYPE`: bfloat16 where the CPU multiplies it in hardware, AMX, else float32), at each batch size and
 thread count, after one warm-up batch (--quick: at the app's batch thread count and batch size only).
 Then, without --quick, the other dtype for comparison: its throughput, how close the two dtypes' vectors are, a
 query's embedding time in each, and whether retrieval over the real corpus finds the same top 10 in both. Writes

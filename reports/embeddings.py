@@ -5,9 +5,10 @@ Questions go through onnxruntime (`reports.encoder`, no torch: the web process n
 normalised text; `get_embedder().cache.stats()` shows its hit rate. Vectors are float32 and L2-normalised, so cosine
 distance and inner product rank alike, whatever dtype or runtime the model ran in.
 
-The model runs under bfloat16 autocast where the CPU computes bfloat16 natively (AVX512-BF16 or AMX; elsewhere it
-is emulated and slower than float32): measured on 2 cores, 2.4x the sections per second and a fifth off a query,
-with vectors at cosine >= 0.99997 to float32's. `EMBEDDING_DTYPE` chooses (auto, float32 or bfloat16).
+Batches run under bfloat16 autocast where the CPU multiplies bfloat16 matrices in hardware (AMX), float32
+elsewhere: measured on 2 cores, 2.4x the sections per second on a CPU with AMX, with vectors at cosine >= 0.99997 to
+float32's; on one with AVX512-BF16 but no AMX, bfloat16 was the slower (27 sections/s against 42, and one linear
+layer 1.7x slower), and without either it is emulated. `EMBEDDING_DTYPE` chooses (auto, float32 or bfloat16).
 """
 
 from __future__ import annotations
@@ -46,17 +47,28 @@ QUERY_RUNTIMES = ("onnx", "torch")
 
 @cache
 def bfloat16_is_native() -> bool:
-    """Whether the CPU has bfloat16 arithmetic (AVX512-BF16 or AMX), read from /proc/cpuinfo (False elsewhere)."""
+    """Whether the CPU multiplies bfloat16 matrices in hardware, as /proc/cpuinfo says (False where it cannot be
+    read): without torch, which the web process never loads."""
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bfloat16_is_fast(cpu_flags(cpuinfo))
+
+
+def cpu_flags(cpuinfo: str) -> set[str]:
+    """The first CPU's flags in /proc/cpuinfo's text."""
+    return set(next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), []))
+
+
+def bfloat16_is_fast(flags: set[str]) -> bool:
+    """AMX's bfloat16 tiles (`amx_bf16`). AVX512-BF16 alone does not make torch's bfloat16 faster than float32:
+    measured on such a CPU (2026-11-28), the model's batches ran at 27 sections/s in bfloat16 against 42 in float32."""
+    return "amx_bf16" in flags
 
 
 def resolve_dtype(name: str) -> Dtype:
-    """`auto` is bfloat16 where the CPU computes it natively, else float32."""
+    """`auto` is bfloat16 where the CPU multiplies it in hardware (AMX), else float32."""
     if name not in DTYPES:
         raise ValueError(f"Unknown embedding dtype {name!r}: expected one of {', '.join(DTYPES)}")
     if name == "auto":

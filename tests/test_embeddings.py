@@ -6,7 +6,9 @@ from reports.embeddings import (
     DIMENSIONS,
     Embedder,
     QueryCache,
+    bfloat16_is_fast,
     bfloat16_is_native,
+    cpu_flags,
     get_embedder,
     normalize_query,
     resolve_dtype,
@@ -91,8 +93,28 @@ def test_it_counts_word_pieces_with_the_special_tokens():
     assert get_embedder().count_tokens("Hello world") == 4
 
 
-def test_auto_is_bfloat16_only_where_the_cpu_computes_it_natively():
-    assert resolve_dtype("auto") == ("bfloat16" if bfloat16_is_native() else "float32")
+# The flags lines of /proc/cpuinfo: a CPU with AMX, one with AVX512-BF16 alone (this machine's, 2026-11-28, where
+# bfloat16 ran slower than float32), one with neither.
+AMX_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n"
+AVX512_BF16_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni avx512_bf16\nbugs\t\t: spectre_v1\n"
+AVX2_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n"
+
+
+def test_bfloat16_counts_as_fast_only_with_amx():
+    assert [bfloat16_is_fast(cpu_flags(text)) for text in (AMX_CPUINFO, AVX512_BF16_CPUINFO, AVX2_CPUINFO)] == [
+        True,
+        False,
+        False,
+    ]
+    assert cpu_flags(AVX512_BF16_CPUINFO) == {"fpu", "sse2", "avx2", "avx512f", "avx512_vnni", "avx512_bf16"}
+    assert cpu_flags("processor\t: 0\n") == set()
+
+
+def test_auto_is_bfloat16_only_where_the_cpu_multiplies_it_in_hardware():
+    with open("/proc/cpuinfo") as cpuinfo:
+        amx = "amx_bf16" in cpu_flags(cpuinfo.read())
+    assert bfloat16_is_native() is amx
+    assert resolve_dtype("auto") == ("bfloat16" if amx else "float32")
     assert (resolve_dtype("float32"), resolve_dtype("bfloat16")) == ("float32", "bfloat16")
     assert get_embedder().dtype == resolve_dtype(settings.EMBEDDING_DTYPE)
     with pytest.raises(ValueError, match="Unknown embedding dtype 'float16'"):
