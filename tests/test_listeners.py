@@ -56,9 +56,11 @@ def test_each_of_two_workers_listens_on_its_own_socket_and_gets_connections_open
 def test_one_worker_binds_the_port_so_that_no_second_server_can_share_it(db):
     with procfile_server(connection.settings_dict, DEBUG="1", WEB_CONCURRENCY="1") as (url, server):
         port = int(url.rsplit(":", 1)[1])
-        [worker] = psutil.Process(server.pid).children()
-        assert len(_listening_sockets(psutil.Process(server.pid), port)) == 1  # the master's, shared
-        assert _listening_sockets(worker, port) == _listening_sockets(psutil.Process(server.pid), port)
+        master = psutil.Process(server.pid)
+        [worker] = master.children()
+        shared = _listening_sockets(master, port)
+        assert len(shared) == 1  # the master's, which the worker inherits
+        assert _listening_sockets(worker, port) == shared
         with socket.socket() as second:
             second.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             with pytest.raises(OSError, match="Address already in use"):
