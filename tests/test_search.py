@@ -1,5 +1,8 @@
+import base64
+import importlib
 import json
 import os
+import random
 import subprocess
 import sys
 from concurrent.futures import Future
@@ -126,6 +129,72 @@ def test_the_hnsw_index_is_built_with_the_seeds_parameters(db):
         "USING hnsw (embedding vector_cosine_ops) WITH (m='32', ef_construction='128')"
     )
     assert version.startswith("0.8.")
+
+
+# What a vector and its row weigh in the TOAST table's terms (bytes): values move out of line from a row above 2 kB.
+VECTOR_BYTES = 4 + 4 * 384
+TOAST_THRESHOLD = 2032
+
+
+def test_section_vectors_stay_in_their_rows(sample_movies):
+    """Storage MAIN (migration 0013): the text and the lexemes make room, the vector is read with its row."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attstorage FROM pg_attribute WHERE attrelid = 'reports_moviesection'::regclass "
+            "AND attname = 'embedding'"
+        )
+        (storage,) = cursor.fetchone()
+        cursor.execute(
+            "SELECT count(*), count(*) FILTER (WHERE pg_column_toast_chunk_id(embedding) IS NOT NULL), "
+            "count(*) FILTER (WHERE pg_column_toast_chunk_id(content) IS NOT NULL) "
+            "FROM reports_moviesection WHERE embedding IS NOT NULL"
+        )
+        sections, vectors_out_of_line, texts_out_of_line = cursor.fetchone()
+    assert storage == "m"
+    assert sections == MovieSection.objects.exclude(embedding=None).count() > 0
+    assert vectors_out_of_line == 0
+    # Rows wide enough that some value had to leave them: their text did.
+    assert texts_out_of_line > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_moves_vectors_stored_out_of_line_into_their_rows():
+    """Rows written under pgvector's default storage (EXTERNAL) have their vectors in the TOAST table; migration
+    0013's rewrite brings them into their rows, and its reverse sends them back."""
+    migration = importlib.import_module("reports.migrations.0013_section_vectors_in_their_rows")
+    # Text that does not compress (pglz keeps nothing of random base64), shorter than the vector, so the vector is
+    # the widest value of a row over the threshold.
+    text = base64.b64encode(random.Random(13).randbytes(900)).decode()
+    assert VECTOR_BYTES + len(text) > TOAST_THRESHOLD > VECTOR_BYTES
+    vector = vector_literal([0.05] * 384)
+
+    def out_of_line() -> tuple[int, int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FILTER (WHERE pg_column_toast_chunk_id(embedding) IS NOT NULL), "
+                "count(*) FILTER (WHERE pg_column_toast_chunk_id(content) IS NOT NULL) FROM storage_probe"
+            )
+            return cursor.fetchone()
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE storage_probe (id int, embedding vector(384), content text)")
+    try:
+        assert migration.store_vectors(connection, "storage_probe", "embedding", "MAIN") is False  # empty: no rewrite
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE storage_probe ALTER COLUMN embedding SET STORAGE EXTERNAL")
+            cursor.execute(
+                "INSERT INTO storage_probe SELECT n, %s::vector, %s FROM generate_series(1, 5) n", [vector, text]
+            )
+        assert out_of_line() == (5, 0)
+        assert migration.store_vectors(connection, "storage_probe", "embedding", "MAIN") is True
+        assert out_of_line() == (0, 5)
+        assert migration.store_vectors(connection, "storage_probe", "embedding", "EXTERNAL") is True
+        assert out_of_line() == (5, 0)
+        with pytest.raises(ValueError, match="unknown storage 'PLAIN'"):
+            migration.store_vectors(connection, "storage_probe", "embedding", "PLAIN")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE storage_probe")
 
 
 def test_test_hnsw_index_reports_the_index_on_a_populated_table(populated):
