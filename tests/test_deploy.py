@@ -86,6 +86,16 @@ def test_the_deploy_check_passes_with_production_settings():
     assert result.stdout == "System check identified no issues (0 silenced).\n"
 
 
+def test_the_web_process_collects_its_young_objects_less_often():
+    """flickora.asgi, which gunicorn loads in its master before forking the workers (--preload), raises the young
+    generation's collection threshold and leaves the older generations' as the interpreter has them."""
+    interpreter = run_python("import gc; print(*gc.get_threshold())", os.environ.copy())
+    web = run_python("import gc, flickora.asgi; print(*gc.get_threshold())", production_env(EMBEDDING_PRELOAD="0"))
+    assert web.returncode == 0, web.stderr[-2000:]
+    _, older = interpreter.stdout.split(" ", 1)
+    assert web.stdout == f"50000 {older}"
+
+
 def test_migrations_match_the_models(db):
     from io import StringIO
 
