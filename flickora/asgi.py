@@ -16,7 +16,7 @@ application = Application()
 # The young generation's collection threshold (Python's default is 700); the older generations keep theirs. Under a
 # burst of streams a web worker holds a few hundred thousand objects alive (the requests, responses and tasks of 500
 # streams). At the default its young collections promoted them, and the full collections that followed walked them
-# all with the event loop held: 100 to 290 ms each, four per worker, in a run of 1,000 streams (timed by a gc
+# all with the event loop held: 41 to 287 ms each, four per worker, in a run of 1,000 streams (timed by a gc
 # callback in the workers, 2026-11-28), and each of those pauses held back the next token of every stream. At 50,000
 # a worker made four or five young collections in such a run and no full one. Cyclic garbage is still collected in
 # full, later. See README, "What is in the way", for the runs side by side.

@@ -131,8 +131,9 @@ def test_the_hnsw_index_is_built_with_the_seeds_parameters(db):
     assert version.startswith("0.8.")
 
 
-# What a vector and its row weigh in the TOAST table's terms (bytes): values move out of line from a row above 2 kB.
-VECTOR_BYTES = 4 + 4 * 384
+# What a vector weighs in its row (bytes: the length word, the dimensions and a reserved word, then the floats), and
+# the row size above which PostgreSQL moves values out of line.
+VECTOR_BYTES = 4 + 2 + 2 + 4 * 384
 TOAST_THRESHOLD = 2032
 
 
@@ -162,8 +163,8 @@ def test_the_migration_moves_vectors_stored_out_of_line_into_their_rows():
     """Rows written under pgvector's default storage (EXTERNAL) have their vectors in the TOAST table; migration
     0013's rewrite brings them into their rows, and its reverse sends them back."""
     migration = importlib.import_module("reports.migrations.0013_section_vectors_in_their_rows")
-    # Text that does not compress (pglz keeps nothing of random base64), shorter than the vector, so the vector is
-    # the widest value of a row over the threshold.
+    # Text that does not compress (pglz keeps a compressed value only when it saves a quarter, which random base64
+    # never does), shorter than the vector, so the vector is the widest value of a row over the threshold.
     text = base64.b64encode(random.Random(13).randbytes(900)).decode()
     assert VECTOR_BYTES + len(text) > TOAST_THRESHOLD > VECTOR_BYTES
     vector = vector_literal([0.05] * 384)
