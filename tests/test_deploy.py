@@ -93,7 +93,7 @@ def test_the_web_process_collects_its_young_objects_less_often():
     web = run_python("import gc, flickora.asgi; print(*gc.get_threshold())", production_env(EMBEDDING_PRELOAD="0"))
     assert web.returncode == 0, web.stderr[-2000:]
     _, older = interpreter.stdout.split(" ", 1)
-    assert web.stdout == f"50000 {older}"
+    assert web.stdout == f"10000 {older}"
 
 
 def test_migrations_match_the_models(db):
