@@ -35,7 +35,7 @@ import numpy as np
 import psycopg
 import psycopg.adapt
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 
 from reports import generations
 from reports.embeddings import embed_query, embed_query_soon, normalize_query
@@ -470,15 +470,16 @@ def search_all(
     lexical = lexical or lexical_evidence(query)
     vector = _resolved(pending)
     embedded = time.perf_counter()
-    with transaction.atomic():
-        films = rank_films(_candidates(lexical, vector, ef_search), fusion)
-        # The sections of the first films only: at most one film per source.
-        top = films[:k]
-        by_film = {film.movie_id: film for film in top}
-        rows = _section_rows(query=query, vector=vector, movie_ids=list(by_film))
-        for score, row in _order_sections(rows, fusion):
-            by_film[row.movie_id].sections.append((score, row.section_id))
-        chosen = choose_sections(top, k=k, per_film=per_film)
+    # No transaction around the two statements: the vector statement's settings last until the end of its round
+    # trip (see `_candidates`), and a BEGIN and a COMMIT would add two round trips to a new question's wait.
+    films = rank_films(_candidates(lexical, vector, ef_search), fusion)
+    # The sections of the first films only: at most one film per source.
+    top = films[:k]
+    by_film = {film.movie_id: film for film in top}
+    rows = _section_rows(query=query, vector=vector, movie_ids=list(by_film))
+    for score, row in _order_sections(rows, fusion):
+        by_film[row.movie_id].sections.append((score, row.section_id))
+    chosen = choose_sections(top, k=k, per_film=per_film)
     sections = {row.section_id: row.hit for row in rows}
     hits = [
         replace(
@@ -535,9 +536,7 @@ def _cache_key(
 
 def candidates(*, query: str, vector: np.ndarray, ef_search: int | None = None) -> list[Candidate]:
     """The candidate films with their evidence, before fusion (what `search_all` ranks)."""
-    lexical = lexical_evidence(query)
-    with transaction.atomic():
-        return _candidates(lexical, vector, ef_search)
+    return _candidates(lexical_evidence(query), vector, ef_search)
 
 
 def rank_films(rows: Sequence[Candidate], fusion: Fusion = FUSION) -> list[FilmScore]:
@@ -606,7 +605,9 @@ def lexical_evidence(query: str) -> LexicalEvidence:
 
 
 def _candidates(lexical: LexicalEvidence, vector: np.ndarray, ef_search: int | None) -> list[Candidate]:
-    """The vector statement, after the search's settings (sent together: one round trip); in a transaction."""
+    """The vector statement, after the search's settings, sent together: one round trip, and one transaction.
+    Outside a transaction (autocommit) the pipeline's single Sync makes the two an implicit one, so the settings
+    (`set_config(..., true)`) hold for the vector statement and end with it; inside one, they last until its end."""
     configure = {"ef_search": str(ef_search or settings.HNSW_EF_SEARCH)}
     _, rows = run_pipelined([(CONFIGURE_SQL, configure), (VECTOR_FILMS_SQL, vector_params(vector, lexical.films))])
     return [Candidate(movie_id, float(similarity), lexical.scores.get(movie_id, 0.0)) for movie_id, similarity in rows]

@@ -9,6 +9,8 @@ from concurrent.futures import Future
 from io import StringIO
 from pathlib import Path
 
+import numpy as np
+import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import connection
@@ -16,10 +18,12 @@ from django.db import connection
 from reports.embeddings import embed_query, embed_query_soon, get_embedder
 from reports.models import MovieSection
 from reports.search import (
+    CONFIGURE_SQL,
     FILM_SQL,
     VECTOR_FILMS_SQL,
     QuestionVector,
     configure_cross_film_search,
+    run_pipelined,
     run_prepared,
     search_all,
     search_movie,
@@ -196,6 +200,33 @@ def test_the_migration_moves_vectors_stored_out_of_line_into_their_rows():
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE storage_probe")
+
+
+SHOW_SETTINGS = (
+    "SELECT current_setting('hnsw.ef_search'), current_setting('enable_seqscan'), "
+    "current_setting('hnsw.iterative_scan'), '[1]'::vector IS NOT NULL"
+)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_vector_statements_settings_hold_for_its_round_trip_and_end_with_it():
+    """Outside a transaction (autocommit, as the app's searches run), the settings sent with the vector statement
+    hold for it (the pipeline's one Sync makes the two statements one implicit transaction) and leave nothing
+    behind: no BEGIN and COMMIT round trips, and no setting for the connection's next statement."""
+    assert connection.get_autocommit()
+    before = run_prepared(SHOW_SETTINGS, {})
+    assert before == [("40", "on", "off", True)]
+    _, inside = run_pipelined([(CONFIGURE_SQL, {"ef_search": "77"}), (SHOW_SETTINGS, {})])
+    assert inside == [("77", "off", "relaxed_order", True)]
+    assert run_prepared(SHOW_SETTINGS, {}) == before
+    assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+    # The whole search leaves the connection as it found it (the sample films, or none once a test before this one
+    # has flushed the tables).
+    result = search_all(query="a film about the sea", vector=np.full(384, 384**-0.5, dtype=np.float32), k=6)
+    assert len(result.hits) == min(6, MovieSection.objects.exclude(embedding=None).count())
+    assert run_prepared(SHOW_SETTINGS, {}) == before
+    assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
 
 def test_test_hnsw_index_reports_the_index_on_a_populated_table(populated):
