@@ -20,8 +20,13 @@ from reports.models import MovieSection
 from reports.search import (
     CONFIGURE_SQL,
     FILM_SQL,
+    ITERATIVE_SCAN,
+    VECTOR_CANDIDATES,
     VECTOR_FILMS_SQL,
+    LexicalEvidence,
     QuestionVector,
+    _candidates,
+    _configuration,
     configure_cross_film_search,
     run_pipelined,
     run_prepared,
@@ -112,13 +117,15 @@ def test_the_search_statements_are_planned_once_per_connection(sample_movies):
             "FROM pg_prepared_statements ORDER BY kind"
         )
         # Across films the configuration, the corpus's generation, the lexical and the vector statements (twice
-        # each) and the sections one (twice, and once per film), each prepared once, on generic plans.
+        # each; the configuration and the vector four times, since the sample has fewer sections than the vector
+        # statement asks for, so each search tries again with the iterative scan) and the sections one (twice, and
+        # once per film), each prepared once, on generic plans.
         assert cursor.fetchall() == [
-            ("configure", 2, 0),
+            ("configure", 4, 0),
             ("generation", 2, 0),
             ("lexical", 2, 0),
             ("sections", 3, 0),
-            ("vector", 2, 0),
+            ("vector", 4, 0),
         ]
 
 
@@ -216,7 +223,7 @@ def test_the_vector_statements_settings_hold_for_its_round_trip_and_end_with_it(
     assert connection.get_autocommit()
     before = run_prepared(SHOW_SETTINGS, {})
     assert before == [("40", "on", "off", True)]
-    _, inside = run_pipelined([(CONFIGURE_SQL, {"ef_search": "77"}), (SHOW_SETTINGS, {})])
+    _, inside = run_pipelined([(CONFIGURE_SQL, _configuration(77, ITERATIVE_SCAN)), (SHOW_SETTINGS, {})])
     assert inside == [("77", "off", "relaxed_order", True)]
     assert run_prepared(SHOW_SETTINGS, {}) == before
     assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
@@ -227,6 +234,35 @@ def test_the_vector_statements_settings_hold_for_its_round_trip_and_end_with_it(
     assert len(result.hits) == min(6, MovieSection.objects.exclude(embedding=None).count())
     assert run_prepared(SHOW_SETTINGS, {}) == before
     assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_a_scan_cut_short_by_deleted_sections_goes_on_past_them(populated):
+    """Index entries of deleted sections stay until a vacuum and take places among the `ef_search` entries the HNSW
+    scan stops at. The first try scans without pgvector's iterative scan; when it brings back fewer than
+    VECTOR_CANDIDATES live sections, the search runs the statement again with it, which goes on past them."""
+    from reports.models import Movie
+
+    vector = np.asarray(embed_query("a lighthouse keeper alone on a rock"), dtype=np.float32)
+    # 100 sections nearer the question than any other, deleted: invisible to this transaction, still in the index.
+    noise = np.random.default_rng(5).normal(0, 1e-3, (100, 384)).astype(np.float32)
+    movie = Movie.objects.create(slug="deleted", title="Deleted", source_text="-", source_hash="-")
+    MovieSection.objects.bulk_create(
+        MovieSection(
+            movie=movie, position=n, heading="-", content="-", content_hash=f"d{n}", embedded_hash=f"d{n}", embedding=v
+        )
+        for n, v in enumerate(noise + vector)
+    )
+    movie.delete()
+
+    def statement(iterative_scan: str) -> list[tuple]:
+        configure = _configuration(40, iterative_scan)
+        return run_pipelined([(CONFIGURE_SQL, configure), (VECTOR_FILMS_SQL, vector_params(vector))])[1]
+
+    assert statement("off") == []  # the 40 entries the scan stopped at are all deleted sections
+    again = statement(ITERATIVE_SCAN)
+    assert sum(nearest for _, _, nearest in again) == VECTOR_CANDIDATES
+    found = _candidates(LexicalEvidence({}, []), vector, 40)
+    assert [(c.movie_id, c.similarity) for c in found] == [(movie_id, similarity) for movie_id, similarity, _ in again]
 
 
 def test_test_hnsw_index_reports_the_index_on_a_populated_table(populated):
@@ -323,7 +359,8 @@ def test_the_lexical_statement_runs_before_the_vector_is_needed(sample_movies):
     result = search_all(query=question, vector=observed)
     after = _runs()
     assert (observed.runs_then["lexical"], observed.runs_then["vector"]) == (before["lexical"] + 1, before["vector"])
-    assert (after["lexical"], after["vector"]) == (before["lexical"] + 1, before["vector"] + 1)
+    # The vector statement twice: the sample has fewer sections than it asks for (see `_candidates`).
+    assert (after["lexical"], after["vector"]) == (before["lexical"] + 1, before["vector"] + 2)
     assert [(hit.section_id, hit.score) for hit in result.hits] == [
         (hit.section_id, hit.score) for hit in expected.hits
     ]
