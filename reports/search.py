@@ -627,7 +627,7 @@ def _candidates(lexical: LexicalEvidence, vector: np.ndarray, ef_search: int | N
         # (Below VECTOR_CANDIDATES sections in all, as in the tests' sample, the second run finds what the first did.)
         if sum(nearest for _, _, nearest in rows) >= min(VECTOR_CANDIDATES, ef_search):
             break
-    return [Candidate(movie_id, float(similarity), lexical.scores.get(movie_id, 0.0)) for movie_id, similarity, _ in rows]
+    return [Candidate(film, float(similarity), lexical.scores.get(film, 0.0)) for film, similarity, _ in rows]
 
 
 def _resolved(vector: Vector) -> np.ndarray:
