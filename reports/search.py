@@ -15,7 +15,8 @@
   - title: films whose title words the question names;
   each film with its best section's similarity and its BM25. The fusion (`rank_films`, in Python) weighs the two by
   constants chosen on the tuning half of `eval/questions.jsonl` (`python manage.py evaluate_answers --tune`). A
-  third statement (FILM_SQL) scores every section of the first films, as it does a film page's sections.
+  third statement (FILM_SQL) scores every section of the first films, as it does a film page's sections, and reads
+  the best of each in full.
 - A question asked again across films is answered from `result_cache` while the corpus's generation (moved by
   every write to films or sections, migration 0009) is the one its result was computed at.
 """
@@ -25,7 +26,6 @@ from __future__ import annotations
 import re
 import struct
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -220,13 +220,16 @@ UNION ALL
 SELECT movie_id, similarity, 0 FROM other_films
 """  # noqa: S608 (constant SQL: built from the constants above)
 
-# Every section of the given films, with its similarity and its BM25 over all the question's lexemes (their
-# postings in these sections, found by the primary key: lexeme, section).
+# The best %(places)s sections of each of the given films, best first, film by film. Every section of the films is
+# scored: its similarity plus %(lexical_weight)s times its BM25 over all the question's lexemes (their postings in
+# these sections, found by the primary key: lexeme, section), scaled by the film's best (times %(vector_weight)s and
+# %(lexical_weight)s: the fusion's). Only the best are read in full (their text, their film's title): a cross-film
+# search uses at most RETRIEVAL_PER_FILM sections of a film, of the tens it may have.
 FILM_SQL = f"""
 WITH {TERMS_SQL},
 {ASKED_VECTOR_CTE},
 film_sections AS MATERIALIZED (
-    SELECT id, embedding <=> {_ASKED} AS distance
+    SELECT id, movie_id, 1 - (embedding <=> {_ASKED}) AS similarity
     FROM reports_moviesection
     WHERE movie_id = ANY(%(movie_ids)s) AND embedding IS NOT NULL
 ),
@@ -235,12 +238,22 @@ section_lexical AS (
     FROM terms t
     JOIN reports_posting p ON p.lexeme = t.lexeme AND p.section_id = ANY(ARRAY(SELECT id FROM film_sections))
     GROUP BY p.section_id
+),
+scored AS (
+    SELECT f.id, f.movie_id, f.similarity,
+           %(vector_weight)s * f.similarity + %(lexical_weight)s * coalesce(w.lexical, 0)
+               / coalesce(nullif(max(coalesce(w.lexical, 0)) OVER (PARTITION BY f.movie_id), 0), 1) AS score
+    FROM film_sections f LEFT JOIN section_lexical w ON w.id = f.id
+),
+placed AS (
+    SELECT *, row_number() OVER (PARTITION BY movie_id ORDER BY score DESC, id) AS place FROM scored
 )
-SELECT {_SECTION_COLUMNS}, 1 - f.distance AS similarity, coalesce(w.lexical, 0) AS lexical
-FROM film_sections f
-JOIN reports_moviesection s ON s.id = f.id
+SELECT {_SECTION_COLUMNS}, p.similarity, p.score
+FROM placed p
+JOIN reports_moviesection s ON s.id = p.id
 JOIN reports_movie m ON m.id = s.movie_id
-LEFT JOIN section_lexical w ON w.id = f.id
+WHERE p.place <= %(places)s
+ORDER BY p.movie_id, p.place
 """  # noqa: S608 (constant SQL: built from the constants above)
 
 
@@ -275,7 +288,8 @@ class FilmScore:
     lexical: float = 0.0  # BM25 of the film: each question lexeme counted once, at its best section
     vector_rank: int | None = None
     text_rank: int | None = None
-    sections: list[tuple[float, int]] = field(default_factory=list)  # (section score, section id), best first
+    # Across films, for the first films: (section score, section id) of its best RETRIEVAL_PER_FILM, best first.
+    sections: list[tuple[float, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -285,20 +299,6 @@ class Candidate:
     movie_id: int
     similarity: float  # its best section's cosine similarity
     lexical: float  # BM25 of the film: each of the question's rarer lexemes once, at the section where it weighs most
-
-
-@dataclass(frozen=True)
-class _SectionRow:
-    hit: Hit  # with its similarity; the score is set once the sections are ordered
-    lexical: float  # BM25 over all the question's lexemes
-
-    @property
-    def section_id(self) -> int:
-        return self.hit.section_id
-
-    @property
-    def movie_id(self) -> int:
-        return self.hit.movie_id
 
 
 def vector_literal(vector: np.ndarray | Sequence[float]) -> str:
@@ -442,8 +442,7 @@ def search_movie(
     started = time.perf_counter()
     vector = _resolved(embed_query(query) if vector is None else vector)
     embedded = time.perf_counter()
-    scored = _order_sections(_section_rows(query=query, vector=vector, movie_ids=[movie_id]), fusion)[:k]
-    hits = [replace(row.hit, score=score) for score, row in scored]
+    hits = _best_sections(query=query, vector=vector, movie_ids=[movie_id], places=k, fusion=fusion)
     return SearchResult(hits, _timings(started, embedded))
 
 
@@ -482,11 +481,11 @@ def search_all(
     # The sections of the first films only: at most one film per source.
     top = films[:k]
     by_film = {film.movie_id: film for film in top}
-    rows = _section_rows(query=query, vector=vector, movie_ids=list(by_film))
-    for score, row in _order_sections(rows, fusion):
-        by_film[row.movie_id].sections.append((score, row.section_id))
+    best = _best_sections(query=query, vector=vector, movie_ids=list(by_film), places=per_film, fusion=fusion)
+    for hit in best:
+        by_film[hit.movie_id].sections.append((hit.score, hit.section_id))
     chosen = choose_sections(top, k=k, per_film=per_film)
-    sections = {row.section_id: row.hit for row in rows}
+    sections = {hit.section_id: hit for hit in best}
     hits = [
         replace(
             sections[section_id],
@@ -634,25 +633,26 @@ def _resolved(vector: Vector) -> np.ndarray:
     return vector.result() if isinstance(vector, Future) else vector
 
 
-def _section_rows(*, query: str, vector: np.ndarray, movie_ids: list[int]) -> list[_SectionRow]:
-    rows = run_prepared(FILM_SQL, {"vector": QuestionVector(vector), "text": query, "movie_ids": movie_ids})
-    return [_SectionRow(_hit(row[:8], similarity=float(row[8]), score=0.0), float(row[9])) for row in rows]
+def film_params(
+    *, query: str, vector: np.ndarray | Sequence[float], movie_ids: Sequence[int], places: int, fusion: Fusion = FUSION
+) -> dict[str, Any]:
+    """The parameters of FILM_SQL."""
+    return {
+        "vector": QuestionVector(vector),
+        "text": query,
+        "movie_ids": list(movie_ids),
+        "places": places,
+        "vector_weight": fusion.vector,
+        "lexical_weight": fusion.section_lexical,
+    }
 
 
-def _order_sections(rows: Sequence[_SectionRow], fusion: Fusion) -> list[tuple[float, _SectionRow]]:
-    """A film's sections ordered by their similarity plus a share of their BM25 (scaled by the film's best)."""
-    best: dict[int, float] = defaultdict(float)
-    for row in rows:
-        best[row.movie_id] = max(best[row.movie_id], row.lexical)
-    scored = [
-        (
-            fusion.vector * (row.hit.similarity or 0.0)
-            + fusion.section_lexical * row.lexical / (best[row.movie_id] or 1.0),
-            row,
-        )
-        for row in rows
-    ]
-    return sorted(scored, key=lambda item: (-item[0], item[1].section_id))
+def _best_sections(*, query: str, vector: np.ndarray, movie_ids: list[int], places: int, fusion: Fusion) -> list[Hit]:
+    """FILM_SQL: the best `places` sections of each film, best first, film by film, each scored as in its film."""
+    rows = run_prepared(
+        FILM_SQL, film_params(query=query, vector=vector, movie_ids=movie_ids, places=places, fusion=fusion)
+    )
+    return [_hit(row[:8], similarity=float(row[8]), score=float(row[9])) for row in rows]
 
 
 def _hit(row: Sequence[Any], **scores: Any) -> Hit:

@@ -16,18 +16,23 @@ from django.core.management import call_command
 from django.db import connection
 
 from reports.embeddings import embed_query, embed_query_soon, get_embedder
-from reports.models import MovieSection
+from reports.models import Movie, MovieSection
 from reports.search import (
     CONFIGURE_SQL,
     FILM_SQL,
+    FUSION,
     ITERATIVE_SCAN,
+    LEXICAL_ONLY,
     VECTOR_CANDIDATES,
     VECTOR_FILMS_SQL,
+    VECTOR_ONLY,
+    Fusion,
     LexicalEvidence,
     QuestionVector,
     _candidates,
     _configuration,
     configure_cross_film_search,
+    film_params,
     run_pipelined,
     run_prepared,
     search_all,
@@ -62,8 +67,31 @@ def test_per_film_search_returns_min_k_n_rows_with_the_hnsw_index_present(sample
         n = MovieSection.objects.filter(movie=movie).count()
         for k in (1, 2, 6):
             assert len(search_movie(movie_id=movie.pk, query="who is in it", k=k).hits) == min(k, n)
-    plan = explain(FILM_SQL, {"vector": vector_literal([0.0] * 384), "movie_ids": [1], "text": "cast"})
+    plan = explain(FILM_SQL, film_params(query="cast", vector=[0.0] * 384, movie_ids=[1], places=6))
     assert "section_embedding_hnsw" not in plan
+
+
+def test_the_film_statement_reads_each_films_best_sections_in_order(populated):
+    """FILM_SQL scores every section of the films and returns the best `places` of each, best first, film by film:
+    the first `places` of what it returns with room for all."""
+    films = list(Movie.objects.filter(slug__startswith="synthetic-").order_by("pk").values_list("pk", flat=True)[:3])
+    query = "Synthetic section number 12"
+    vector = embed_query(query)
+
+    def best(places: int, fusion: Fusion = FUSION) -> list[tuple]:
+        params = film_params(query=query, vector=vector, movie_ids=films, places=places, fusion=fusion)
+        return run_prepared(FILM_SQL, params)
+
+    every = best(100)
+    assert [row[1] for row in every] == [film for film in films for _ in range(10)]  # 10 sections a film
+    for film in films:
+        scores = [row[9] for row in every if row[1] == film]
+        assert scores == sorted(scores, reverse=True)
+    assert best(3) == [row for film in films for row in [r for r in every if r[1] == film][:3]]
+    # Weighed by the similarity alone, a section scores its similarity; by its BM25 alone (scaled by its film's
+    # best), the best section of a film that has the question's words scores 1.
+    assert [row[9] for row in best(100, VECTOR_ONLY)] == [row[8] for row in best(100, VECTOR_ONLY)]
+    assert [row[9] for row in best(1, LEXICAL_ONLY)] == [1.0, 1.0, 1.0]
 
 
 def test_cross_film_search_finds_the_film_a_question_is_about(sample_movies):
