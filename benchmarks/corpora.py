@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 import sys
 import time
@@ -401,6 +402,22 @@ def build_indexes(
         max_parallel_maintenance_workers=int(found[6]),
     )
     return info
+
+
+def settle(conn: Any, *, wait: float = 60.0) -> float:
+    """Let the load's and the index builds' writes reach the disk before anything is timed: a CHECKPOINT (else the
+    checkpointer spreads the writing of the dirty buffers over the minutes after, while the searches run), the
+    kernel's write-back of the files (`os.sync`), and the autovacuum workers done (at most `wait` seconds). What is
+    measured after is a server that serves, not one still writing out an import. The seconds it took."""
+    started = time.perf_counter()
+    conn.execute("CHECKPOINT")
+    os.sync()
+    while time.perf_counter() - started < wait:
+        busy = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'").fetchone()
+        if not busy[0]:
+            break
+        time.sleep(0.5)
+    return round(time.perf_counter() - started, 1)
 
 
 def _copy_synthetic(

@@ -48,6 +48,7 @@ from benchmarks.corpora import (
     index_definitions,
     load_corpus,
     load_real_sections,
+    settle,
 )
 from benchmarks.environment import (
     BASE_DB,
@@ -524,6 +525,7 @@ def run(
                 file=sys.stderr,
                 flush=True,
             )
+            corpus["settle_seconds"] = settle(conn)
             measured_at = time.perf_counter()
             corpus.update(
                 measure(

@@ -187,3 +187,24 @@ Transfer/sec:    160.36KB
         "non_2xx": 7,
         "socket_errors": 5,
     }
+
+
+def test_the_writes_of_a_load_reach_the_disk_before_the_timing(db, monkeypatch):
+    """`settle` asks for a checkpoint (the load's dirty buffers written now, not spread over the minutes the searches
+    are timed in) and the kernel's write-back, and waits for no autovacuum worker."""
+    from django.db import connection
+
+    from benchmarks.corpora import settle
+    from flickora.db import superuser_connection
+
+    synced = []
+    monkeypatch.setattr("benchmarks.corpora.os.sync", lambda: synced.append(True))
+    with superuser_connection(Path(connection.get_connection_params()["host"]), "postgres") as admin:
+
+        def requested() -> int:
+            admin.execute("SELECT pg_stat_clear_snapshot()")
+            return admin.execute("SELECT num_requested FROM pg_stat_checkpointer").fetchone()[0]
+
+        before = requested()
+        assert settle(admin, wait=5.0) >= 0.0
+        assert (requested(), synced) == (before + 1, [True])
