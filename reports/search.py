@@ -221,10 +221,10 @@ SELECT movie_id, similarity, 0 FROM other_films
 """  # noqa: S608 (constant SQL: built from the constants above)
 
 # The best %(places)s sections of each of the given films, best first, film by film. Every section of the films is
-# scored: its similarity plus %(lexical_weight)s times its BM25 over all the question's lexemes (their postings in
-# these sections, found by the primary key: lexeme, section), scaled by the film's best (times %(vector_weight)s and
-# %(lexical_weight)s: the fusion's). Only the best are read in full (their text, their film's title): a cross-film
-# search uses at most RETRIEVAL_PER_FILM sections of a film, of the tens it may have.
+# scored: %(vector_weight)s × its similarity + %(lexical_weight)s × its BM25 over all the question's lexemes (their
+# postings in these sections, found by the primary key: lexeme, section) divided by the best BM25 of its film (the
+# weights are the fusion's). Only the best are read in full (their text, their film's title): a cross-film search
+# uses at most RETRIEVAL_PER_FILM sections of a film, of the tens it may have.
 FILM_SQL = f"""
 WITH {TERMS_SQL},
 {ASKED_VECTOR_CTE},
