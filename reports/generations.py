@@ -53,6 +53,12 @@ class GenerationCache(Generic[T]):
             self._items.move_to_end(key)
             return found[1]
 
+    def holds(self, key: Hashable) -> bool:
+        """Whether a value is kept under `key`, of any generation: when not, `get` would miss whatever the
+        generation, so a caller can skip reading it."""
+        with self._lock:
+            return key in self._items
+
     def put(self, key: Hashable, generation: int, value: T) -> None:
         with self._lock:
             self._items[key] = (generation, value)

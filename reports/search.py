@@ -511,11 +511,13 @@ def cached_search(
     fusion: Fusion = FUSION,
 ) -> SearchResult | None:
     """`search_all`'s result for this question from this process's cache, if the films have not changed since it
-    was computed (one query: the corpus's generation); else None."""
+    was computed (one query: the corpus's generation, only when the question is in the cache); else None."""
     started = time.perf_counter()
     k, per_film = k or settings.RETRIEVAL_TOP_K, per_film or settings.RETRIEVAL_PER_FILM
     key = _cache_key(query, k, per_film, ef_search, fusion, None)
-    if key is None:
+    # A question never asked (or pushed out) is a miss whatever the generation: no query for it. The lexical
+    # statement, which a miss runs next, reads the generation in its own round trip.
+    if key is None or not result_cache.holds(key):
         return None
     cached = result_cache.get(key, generations.current())
     if cached is None:

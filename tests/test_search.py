@@ -14,8 +14,10 @@ import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from reports.embeddings import embed_query, embed_query_soon, get_embedder
+from reports.generations import GENERATION_SQL
 from reports.models import Movie, MovieSection
 from reports.search import (
     CONFIGURE_SQL,
@@ -31,6 +33,7 @@ from reports.search import (
     QuestionVector,
     _candidates,
     _configuration,
+    cached_search,
     configure_cross_film_search,
     film_params,
     run_pipelined,
@@ -431,6 +434,20 @@ def test_a_question_asked_again_is_answered_from_the_cache_until_the_films_chang
     after = search_all(query=question)
     assert _runs()["lexical"] == before["lexical"] + 1
     assert "Tokyo Story" not in {hit.movie_title for hit in after.hits}
+
+
+def test_a_new_question_costs_the_cache_check_no_query(sample_movies):
+    """The cache is asked for the corpus's generation only when it holds the question: a new one goes straight to
+    the lexical statement, which reads the generation in its own round trip."""
+    question = "a village hires samurai against bandits"
+    with CaptureQueriesContext(connection) as queries:
+        assert cached_search(query=question) is None
+    assert len(queries) == 0
+    first = search_all(query=question)
+    with CaptureQueriesContext(connection) as queries:
+        again = cached_search(query=question)
+    assert [query["sql"] for query in queries] == [GENERATION_SQL]
+    assert [hit.section_id for hit in again.hits] == [hit.section_id for hit in first.hits]
 
 
 def test_the_cache_can_be_turned_off(sample_movies, settings):
