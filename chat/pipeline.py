@@ -144,13 +144,23 @@ async def _answer(turn: Turn, opened: float) -> AsyncIterator[Event]:
     query = await _search_query(turn, config)
     started = time.perf_counter()
     embedding = asyncio.ensure_future(embed_query_async(query))
+    answer_key = _answer_key(turn, config)
     found: LexicalEvidence | SearchResult | None = None
-    if turn.movie_id is None:  # across films: the cached result, or the lexical statement, while it is embedded
-        found = await db(functools.partial(_cached_or_lexical, query))
+    remembered: dict[str, Any] | None = None
+    if turn.movie_id is None:
+        # Across films, while the question is embedded: the cached result or the lexical statement, and the answer
+        # cache's entry for the question (checked against the sections once they are known).
+        found, remembered = await db(functools.partial(_cached_or_lexical, query, answer_key))
     vector = await embedding
     embed_ms = _ms(started)
-    hits, cached = await db(functools.partial(_retrieve, turn, query, vector, found, config))
+    if isinstance(found, SearchResult):  # a question this process searched before: no database call
+        hits = found.hits
+    elif turn.movie_id is None:
+        hits = (await db(functools.partial(search_all, query=query, vector=vector, lexical=found))).hits
+    else:
+        hits, remembered = await db(functools.partial(_search_film, turn.movie_id, query, vector, answer_key))
     yield Sources(tuple(hits), embed_ms=embed_ms, search_ms=round(_ms(started) - embed_ms, 2))
+    cached = _reusable(remembered, hits)
     if cached:
         yield Answering(cached["provider"], cached["model"], cached=True)
         yield Text(cached["content"])
@@ -178,9 +188,9 @@ async def _answer(turn: Turn, opened: float) -> AsyncIterator[Event]:
             content += piece
             yield Text(piece)
     model = result.model or model
-    if cache_key := _cache_key(turn, hits, config):
-        entry = {"content": content, "provider": provider, "model": model}
-        await db(lambda: cache.set(cache_key, entry, settings.RESPONSE_CACHE_TTL))
+    if answer_key:
+        entry = {"content": content, "provider": provider, "model": model, "sections": _sections_signature(hits)}
+        await db(lambda: cache.set(answer_key, entry, settings.RESPONSE_CACHE_TTL))
     yield Done(model)
 
 
@@ -206,33 +216,40 @@ async def _search_query(turn: Turn, config: LLMConfig | None) -> str:
     return condensing.condense_heuristic(question=turn.question, history=turn.history, film_title=turn.movie_title)
 
 
-def _cached_or_lexical(query: str) -> LexicalEvidence | SearchResult:
-    return cached_search(query=query) or lexical_evidence(query)
+def _cached_or_lexical(query: str, answer_key: str | None) -> tuple[LexicalEvidence | SearchResult, Any]:
+    """The cross-film search's first database call: the cached result, or the lexical statement; and the answer
+    cache's entry for the question (None when there is none, or no key)."""
+    found = cached_search(query=query) or lexical_evidence(query)
+    return found, cache.get(answer_key) if answer_key else None
 
 
-def _retrieve(
-    turn: Turn, query: str, vector: Any, found: LexicalEvidence | SearchResult | None, config: LLMConfig | None
-) -> tuple[list[Hit], Any]:
-    """The sections for the question, and the cached answer to it given them (None when there is none)."""
-    if turn.movie_id is not None:
-        hits = search_movie(movie_id=turn.movie_id, query=query, vector=vector).hits
-    elif isinstance(found, SearchResult):
-        hits = found.hits
-    else:
-        hits = search_all(query=query, vector=vector, lexical=found).hits
-    cache_key = _cache_key(turn, hits, config)
-    return hits, cache.get(cache_key) if cache_key else None
+def _search_film(movie_id: int, query: str, vector: Any, answer_key: str | None) -> tuple[list[Hit], Any]:
+    """The film's sections for the question, and the answer cache's entry for the question."""
+    hits = search_movie(movie_id=movie_id, query=query, vector=vector).hits
+    return hits, cache.get(answer_key) if answer_key else None
 
 
-def _cache_key(turn: Turn, hits: Sequence[Hit], config: LLMConfig | None) -> str | None:
-    """Only a first question is cached (a follow-up's answer depends on the conversation), keyed by the film, the
-    normalised question, the answerer, and the exact sections given (so new report text means a new key)."""
+def _answer_key(turn: Turn, config: LLMConfig | None) -> str | None:
+    """Where the answer to a first question is cached (a follow-up's depends on the conversation): by the film, the
+    normalised question and the answerer. The entry also names the exact sections it was given (`_reusable`), so the
+    cache can be read while the question is still being embedded, before the sections are known."""
     if turn.history or turn.regenerated or settings.RESPONSE_CACHE_TTL <= 0:
         return None
     answerer = f"{config.provider}:{config.model}" if config else "offline"
-    sections = ",".join(f"{hit.section_id}:{text_hash(hit.content)[:16]}" for hit in hits)
-    raw = f"{turn.movie_id}|{normalize_query(turn.question)}|{answerer}|{sections}"
+    raw = f"{turn.movie_id}|{normalize_query(turn.question)}|{answerer}"
     return "answer:" + hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _sections_signature(hits: Sequence[Hit]) -> str:
+    """The sections an answer was given, each with a hash of its text: new report text is another signature."""
+    return ",".join(f"{hit.section_id}:{text_hash(hit.content)[:16]}" for hit in hits)
+
+
+def _reusable(entry: Any, hits: Sequence[Hit]) -> dict[str, Any] | None:
+    """The cached answer if it was given exactly these sections (an entry of another form counts as none)."""
+    if isinstance(entry, dict) and entry.get("sections") == _sections_signature(hits):
+        return entry
+    return None
 
 
 async def _aiter(pieces: Iterator[str]) -> AsyncIterator[str]:

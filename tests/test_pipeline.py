@@ -8,7 +8,7 @@ import pytest
 
 from chat.pipeline import Answering, Done, Error, Event, Sources, Text, Turn, TurnError, answer_turn
 from llm import aclose_shared_client
-from reports.models import Movie
+from reports.models import Movie, text_hash
 
 
 def events_of(turn: Turn) -> list[Event]:
@@ -76,6 +76,53 @@ def test_a_repeated_first_question_is_answered_from_the_cache(vertigo, llm, sett
         Done("test/model"),
     ]
     assert len(llm.requests) == 1
+
+
+LOCAL_CACHE = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "pipeline-answers"}}
+
+
+def test_a_repeated_first_question_across_films_is_answered_from_the_cache(sample_movies, llm, settings):
+    settings.CACHES = LOCAL_CACHE
+    settings.RESPONSE_CACHE_TTL = 3600
+    llm.set_scenario("scripted", tokens=["Vertigo, ", "cached."])
+    turn = Turn(question="Which film follows a detective afraid of heights, asked twice?")
+    first = events_of(turn)
+    again = events_of(Turn(question="which film follows a detective afraid of heights,  asked twice?"))
+    assert [type(event) for event in first] == [Sources, Answering, Text, Text, Done]
+    assert again[0].hits == first[0].hits
+    assert again[1:] == [
+        Answering("openai-compatible", "test/model", cached=True),
+        Text("Vertigo, cached."),
+        Done("test/model"),
+    ]
+    assert len(llm.requests) == 1
+
+
+def test_a_cached_answer_given_other_sections_is_not_reused(vertigo, llm, settings):
+    """The entry is read before the sections are known (while the question is embedded): an answer written over
+    other sections, or the same sections with other text, is not given again; the new answer replaces it."""
+    from django.core.cache import cache
+
+    from chat import pipeline
+    from llm import config_from_settings
+
+    settings.CACHES = LOCAL_CACHE
+    settings.RESPONSE_CACHE_TTL = 3600
+    turn = about(vertigo, "Which sections did this cached answer see?")
+    llm.set_scenario("scripted", tokens=["Before."])
+    sources = events_of(turn)[0]
+    key = pipeline._answer_key(turn, config_from_settings(settings))
+    entry = cache.get(key)
+    signature = ",".join(f"{hit.section_id}:{text_hash(hit.content)[:16]}" for hit in sources.hits)
+    expected = {"content": "Before.", "provider": "openai-compatible", "model": "test/model", "sections": signature}
+    assert entry == expected
+    first_section = sources.hits[0].section_id
+    cache.set(key, {**entry, "sections": signature.replace(f"{first_section}:", f"{first_section}:0", 1)})
+    llm.set_scenario("scripted", tokens=["After."])
+    events = events_of(turn)
+    assert (events[1].cached, "".join(e.text for e in events if isinstance(e, Text))) == (False, "After.")
+    assert cache.get(key) == {**entry, "content": "After."}
+    assert len(llm.requests) == 2
 
 
 def test_a_regenerated_answer_never_comes_from_the_cache(vertigo, llm, settings):
