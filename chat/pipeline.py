@@ -218,15 +218,20 @@ async def _search_query(turn: Turn, config: LLMConfig | None) -> str:
 
 def _cached_or_lexical(query: str, answer_key: str | None) -> tuple[LexicalEvidence | SearchResult, Any]:
     """The cross-film search's first database call: the cached result, or the lexical statement; and the answer
-    cache's entry for the question (None when there is none, or no key)."""
+    cache's entry for the question."""
     found = cached_search(query=query) or lexical_evidence(query)
-    return found, cache.get(answer_key) if answer_key else None
+    return found, _cached_answer(answer_key)
 
 
 def _search_film(movie_id: int, query: str, vector: Any, answer_key: str | None) -> tuple[list[Hit], Any]:
     """The film's sections for the question, and the answer cache's entry for the question."""
     hits = search_movie(movie_id=movie_id, query=query, vector=vector).hits
-    return hits, cache.get(answer_key) if answer_key else None
+    return hits, _cached_answer(answer_key)
+
+
+def _cached_answer(answer_key: str | None) -> Any:
+    """The answer cache's entry under `answer_key` (None when there is none, or no key)."""
+    return cache.get(answer_key) if answer_key else None
 
 
 def _answer_key(turn: Turn, config: LLMConfig | None) -> str | None:
