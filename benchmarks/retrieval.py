@@ -218,8 +218,8 @@ def measure(
     # scan twice and so read its pages into the buffers, and after the previous question's recall checks (a numpy
     # scan of every vector, 150 MB at 100,000 sections).
     for query in queries:
-        # End to end, as the app searches: a new question (its embedding on a thread while the lexical statement
-        # runs), then the same again: from the retrieval cache, after one query (the corpus's generation).
+        # End to end, as the app searches: a new question (embedded while the server runs the lexical statement),
+        # then the same again: from the retrieval cache, after one query (the corpus's generation).
         embedder.cache.clear()
         with override_settings(RETRIEVAL_CACHE_SIZE=cache_size):
             result_cache.clear()

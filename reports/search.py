@@ -26,10 +26,10 @@ from __future__ import annotations
 import re
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import psycopg
@@ -38,11 +38,12 @@ from django.conf import settings
 from django.db import connection
 
 from reports import generations
-from reports.embeddings import embed_query, embed_query_soon, normalize_query
+from reports.embeddings import embed_query, normalize_query
 from reports.generations import GenerationCache
 
-# A question's vector, or its future (being embedded while the lexical statement runs).
+# A question's vector, or its future (being embedded elsewhere while the lexical statement runs).
 Vector = np.ndarray | Future[np.ndarray]
+T = TypeVar("T")
 
 # BM25's term-frequency saturation and length normalisation. k1 is Robertson's default. b is 0, no length
 # normalisation: with the Wikidata catalogue (16,904 films of a sentence or two each), the usual 0.75 let any word of
@@ -378,13 +379,19 @@ def run_prepared(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     return run_pipelined([(sql, params)])[-1]
 
 
-def run_pipelined(statements: Sequence[tuple[str, dict[str, Any]]]) -> list[list[tuple[Any, ...]]]:
-    """Run statements as `run_prepared` does, sent together (one round trip, not one each): the rows of each."""
+def run_pipelined(
+    statements: Sequence[tuple[str, dict[str, Any]]], *, meanwhile: Callable[[], object] | None = None
+) -> list[list[tuple[Any, ...]]]:
+    """Run statements as `run_prepared` does, sent together (one round trip, not one each): the rows of each.
+
+    `meanwhile` is called on this thread once the statements are sent, while the server runs them: in pipeline mode
+    the server executes each statement as it arrives and holds its rows until the pipeline's end, when they are
+    read. It must not use the connection."""
     connection.ensure_connection()
     raw = connection.connection
     raw.adapters.register_dumper(QuestionVector, _QuestionVectorTextDumper)
     raw.adapters.register_dumper(QuestionVector, _QuestionVectorDumper)  # the last registered: the one used by `%s`
-    if len(statements) == 1:
+    if len(statements) == 1 and meanwhile is None:
         with psycopg.Cursor(raw) as cursor:
             cursor.execute(*statements[0], prepare=True)
             return [cursor.fetchall()]
@@ -393,6 +400,8 @@ def run_pipelined(statements: Sequence[tuple[str, dict[str, Any]]]) -> list[list
         with raw.pipeline():
             for cursor, (sql, params) in zip(cursors, statements, strict=True):
                 cursor.execute(sql, params, prepare=True)
+            if meanwhile is not None:
+                meanwhile()
         return [cursor.fetchall() if cursor.description else [] for cursor in cursors]
     finally:
         for cursor in cursors:
@@ -459,21 +468,23 @@ def search_all(
     """Films ranked on all their evidence, then the best `per_film` sections of the first film and the best one of
     each next film, `k` in all: the first films' best passages, one film per source after the first.
 
-    `vector`: the question's embedding, or a future of it; without it the question is embedded on a thread of its
-    own. Either way the lexical statement runs while the vector is on its way. `lexical`: what `lexical_evidence`
-    found for `query`, when the caller ran it (the chat runs it while the question is embedded)."""
+    `vector`: the question's embedding, or a future of it; without it the question is embedded on this thread while
+    the server runs the lexical statement (`lexical_evidence_while`). Either way the lexical statement runs while the
+    vector is on its way. `lexical`: what `lexical_evidence` found for `query`, when the caller ran it (the chat runs
+    it while the question is embedded)."""
     k = k or settings.RETRIEVAL_TOP_K
     per_film = per_film or settings.RETRIEVAL_PER_FILM
     started = time.perf_counter()
     cache_key = _cache_key(query, k, per_film, ef_search, fusion, vector)
-    # The question is embedded meanwhile (at once when it was asked before): a cache check costs a new one nothing.
-    pending = embed_query_soon(query) if vector is None else vector
     if lexical is None and cache_key is not None:
         cached = cached_search(query=query, k=k, per_film=per_film, ef_search=ef_search, fusion=fusion)
         if cached is not None:
             return cached
-    lexical = lexical or lexical_evidence(query)
-    vector = _resolved(pending)
+    if vector is None and lexical is None:
+        lexical, vector = lexical_evidence_while(query, lambda: embed_query(query))
+    else:
+        lexical = lexical or lexical_evidence(query)
+        vector = embed_query(query) if vector is None else _resolved(vector)
     embedded = time.perf_counter()
     # No transaction around the two statements: the vector statement's settings last until the end of its round
     # trip (see `_candidates`), and a BEGIN and a COMMIT would add two round trips to a new question's wait.
@@ -606,9 +617,20 @@ class LexicalEvidence:
 def lexical_evidence(query: str) -> LexicalEvidence:
     """The cross-film search's lexical statement: it needs no vector, so it runs while the question is embedded.
     The corpus's generation is read in the same round trip, before it."""
-    generation, rows = run_pipelined([(generations.GENERATION_SQL, {}), (LEXICAL_EVIDENCE_SQL, lexical_params(query))])
+    return lexical_evidence_while(query, lambda: None)[0]
+
+
+def lexical_evidence_while(query: str, work: Callable[[], T]) -> tuple[LexicalEvidence, T]:
+    """`lexical_evidence`, with `work` (the question's embedding) done on this thread while the server runs the
+    statement: no thread to hand it to and back, and the time of the shorter of the two is saved. `work` must not
+    use the database connection."""
+    done: list[T] = []
+    generation, rows = run_pipelined(
+        [(generations.GENERATION_SQL, {}), (LEXICAL_EVIDENCE_SQL, lexical_params(query))],
+        meanwhile=lambda: done.append(work()),
+    )
     scores = {row[0]: float(row[1]) for row in rows}
-    return LexicalEvidence(scores, [row[0] for row in rows if row[2]], generation[0][0] if generation else 0)
+    return LexicalEvidence(scores, [row[0] for row in rows if row[2]], generation[0][0] if generation else 0), done[0]
 
 
 def _candidates(lexical: LexicalEvidence, vector: np.ndarray, ef_search: int | None) -> list[Candidate]:

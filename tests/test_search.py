@@ -5,6 +5,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from concurrent.futures import Future
 from io import StringIO
 from pathlib import Path
@@ -36,6 +37,8 @@ from reports.search import (
     cached_search,
     configure_cross_film_search,
     film_params,
+    lexical_evidence,
+    lexical_evidence_while,
     run_pipelined,
     run_prepared,
     search_all,
@@ -395,6 +398,43 @@ def test_the_lexical_statement_runs_before_the_vector_is_needed(sample_movies):
     assert [(hit.section_id, hit.score) for hit in result.hits] == [
         (hit.section_id, hit.score) for hit in expected.hits
     ]
+    assert result.hits[0].movie_title == "Vertigo"
+
+
+def test_the_question_is_embedded_while_the_server_runs_the_lexical_statement(sample_movies):
+    """`lexical_evidence_while`: the statements are on the server before the work begins, their rows read after."""
+    question = "a detective afraid of heights in San Francisco"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    seen = []
+
+    def work() -> str:
+        with psycopg.connect(database_url_of_the_test_database(), autocommit=True) as observer:
+            for _ in range(1000):  # until the server has begun the statement: sent before this work, it will
+                query, state = observer.execute(
+                    "SELECT query, state FROM pg_stat_activity WHERE pid = %s", [backend]
+                ).fetchone()
+                if "terms AS MATERIALIZED" in query:  # the lexical statement (the text is cut at 1 kB)
+                    break
+                time.sleep(0.005)
+        seen.append(("terms AS MATERIALIZED" in query, state))
+        return "embedded"
+
+    evidence, done = lexical_evidence_while(question, work)
+    assert done == "embedded"
+    assert seen == [(True, "active")]
+    assert evidence == lexical_evidence(question)
+    assert evidence.films != []
+
+
+def test_a_failed_embedding_beside_the_lexical_statement_leaves_the_connection_usable(sample_movies):
+    def work() -> None:
+        raise RuntimeError("model gone")
+
+    with pytest.raises(RuntimeError, match="model gone"):
+        lexical_evidence_while("a detective afraid of heights", work)
+    result = search_all(query="a detective afraid of heights in San Francisco")
     assert result.hits[0].movie_title == "Vertigo"
 
 
