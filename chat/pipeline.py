@@ -12,6 +12,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -143,22 +144,12 @@ async def _answer(turn: Turn, opened: float) -> AsyncIterator[Event]:
     config = config_from_settings(settings)  # None: the offline answerer
     query = await _search_query(turn, config)
     started = time.perf_counter()
-    embedding = asyncio.ensure_future(embed_query_async(query))
     answer_key = _answer_key(turn, config)
-    found: LexicalEvidence | SearchResult | None = None
-    remembered: dict[str, Any] | None = None
-    if turn.movie_id is None:
-        # Across films, while the question is embedded: the cached result or the lexical statement, and the answer
-        # cache's entry for the question (checked against the sections once they are known).
-        found, remembered = await db(functools.partial(_cached_or_lexical, query, answer_key))
-    vector = await embedding
-    embed_ms = _ms(started)
-    if isinstance(found, SearchResult):  # a question this process searched before: no database call
-        hits = found.hits
-    elif turn.movie_id is None:
-        hits = (await db(functools.partial(search_all, query=query, vector=vector, lexical=found))).hits
-    else:
-        hits, remembered = await db(functools.partial(_search_film, turn.movie_id, query, vector, answer_key))
+    with searching.turn() as alone:
+        if alone:
+            hits, remembered, embed_ms = await db(functools.partial(_search_alone, turn.movie_id, query, answer_key))
+        else:
+            hits, remembered, embed_ms = await _search_together(turn.movie_id, query, answer_key, started)
     yield Sources(tuple(hits), embed_ms=embed_ms, search_ms=round(_ms(started) - embed_ms, 2))
     cached = _reusable(remembered, hits)
     if cached:
@@ -214,6 +205,62 @@ async def _search_query(turn: Turn, config: LLMConfig | None) -> str:
         except (LLMError, TimeoutError) as exc:
             logger.info("Condensing the follow-up failed (%s); using the heuristic", getattr(exc, "code", exc))
     return condensing.condense_heuristic(question=turn.question, history=turn.history, film_title=turn.movie_title)
+
+
+class _Searching:
+    """How many turns of this process are between their start and their sources."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[bool]:
+        """Count a turn while it searches; True when no other turn is searching."""
+        with self._lock:
+            alone, self.count = self.count == 0, self.count + 1
+        try:
+            yield alone
+        finally:
+            with self._lock:
+                self.count -= 1
+
+
+searching = _Searching()
+
+
+def _search_alone(movie_id: int | None, query: str, answer_key: str | None) -> tuple[list[Hit], Any, float]:
+    """A turn no other is searching beside: in one database call, on its thread, the question embedded there (across
+    films while the server runs the lexical statement), with no hop to the batching thread and back; then the
+    answer cache's entry for the question. The hits, the entry, and the milliseconds until the vector was ready."""
+    if movie_id is None:
+        result = search_all(query=query)
+    else:
+        result = search_movie(movie_id=movie_id, query=query)
+    return result.hits, _cached_answer(answer_key), round(result.timings["embed"], 2)
+
+
+async def _search_together(
+    movie_id: int | None, query: str, answer_key: str | None, started: float
+) -> tuple[list[Hit], Any, float]:
+    """Turns that search at the same time (a burst) have their questions embedded together on the batching thread,
+    below the streams' priority, while their first database call (across films) runs."""
+    embedding = asyncio.ensure_future(embed_query_async(query))
+    found: LexicalEvidence | SearchResult | None = None
+    remembered: dict[str, Any] | None = None
+    if movie_id is None:
+        # Across films, while the question is embedded: the cached result or the lexical statement, and the answer
+        # cache's entry for the question (checked against the sections once they are known).
+        found, remembered = await db(functools.partial(_cached_or_lexical, query, answer_key))
+    vector = await embedding
+    embed_ms = _ms(started)
+    if isinstance(found, SearchResult):  # a question this process searched before: no database call
+        hits = found.hits
+    elif movie_id is None:
+        hits = (await db(functools.partial(search_all, query=query, vector=vector, lexical=found))).hits
+    else:
+        hits, remembered = await db(functools.partial(_search_film, movie_id, query, vector, answer_key))
+    return hits, remembered, embed_ms
 
 
 def _cached_or_lexical(query: str, answer_key: str | None) -> tuple[LexicalEvidence | SearchResult, Any]:
