@@ -114,8 +114,9 @@ def test_a_repeated_first_question_across_films_is_answered_from_the_cache(sampl
 
 
 def test_a_cached_answer_given_other_sections_is_not_reused(vertigo, llm, settings, search_path):
-    """The entry is read before the sections are known (while the question is embedded): an answer written over
-    other sections, or the same sections with other text, is not given again; the new answer replaces it."""
+    """The entry may be read before the sections are known (turns searching together read it while the question is
+    embedded): an answer written over other sections, or the same sections with other text, is not given again; the
+    new answer replaces it."""
     from django.core.cache import cache
 
     from chat import pipeline
