@@ -569,3 +569,31 @@ def test_the_stream_view_gives_its_database_connection_back_before_the_stream_is
     assert connection.connection is None  # back in the pool
     asyncio.run(response.streaming_content.aclose())  # never sent: the message stays pending
     assert Message.objects.get(pk=answer.pk).status == Message.Status.PENDING
+
+
+@pytest.mark.parametrize("slug", ["vertigo", None])
+def test_a_question_that_cannot_be_embedded_fails_its_answer_with_an_internal_error(web, llm, monkeypatch, slug):
+    """The search fails (here the question encoder) on whichever thread embeds the question: the stream ends with
+    an error event, the answer is saved failed, the LLM is never asked, and the next question is answered."""
+    from reports.embeddings import get_embedder
+
+    def gone(keys):
+        raise RuntimeError("encoder gone")
+
+    monkeypatch.setattr(get_embedder(), "embed_queries", gone)
+    payload, _, _, events = ask_and_read(web, f"Can this question be embedded ({slug})?", slug=slug)
+    assert [event.event for event in events] == ["error"]
+    assert events[0].data["error"] == {
+        "code": "internal_error",
+        "message": "Something went wrong while answering. Please try again.",
+        "retryable": True,
+        "retry_after": None,
+    }
+    message = message_of(payload)
+    assert (message.status, message.error_code, message.content) == ("failed", "internal_error", "")
+    assert llm.requests == []
+    monkeypatch.undo()
+    llm.set_scenario("ok", tokens=["Answered."])
+    payload, _, _, events = ask_and_read(web, f"And can this one ({slug})?", slug=slug)
+    assert events[-1].event == "done"
+    assert message_of(payload).content == "Answered."
