@@ -229,14 +229,17 @@ class _Searching:
 searching = _Searching()
 
 
-def _search_alone(movie_id: int | None, query: str, answer_key: str | None) -> tuple[list[Hit], Any, float]:
-    """A turn no other is searching beside: in one database call, on its thread, the question embedded there (across
-    films while the server runs the lexical statement), with no hop to the batching thread and back; then the
-    answer cache's entry for the question. The hits, the entry, and the milliseconds until the vector was ready."""
+def _search_alone(
+    movie_id: int | None, query: str, answer_key: str | None, vector: Any = None
+) -> tuple[list[Hit], Any, float]:
+    """One database call: the search, then the answer cache's entry for the question. Without `vector` (a turn no
+    other is searching beside) the question is embedded on this thread (across films while the server runs the
+    lexical statement), with no hop to the batching thread and back. The hits, the entry, and the milliseconds until
+    the vector was ready."""
     if movie_id is None:
-        result = search_all(query=query)
+        result = search_all(query=query, vector=vector)
     else:
-        result = search_movie(movie_id=movie_id, query=query)
+        result = search_movie(movie_id=movie_id, query=query, vector=vector)
     return result.hits, _cached_answer(answer_key), round(result.timings["embed"], 2)
 
 
@@ -259,7 +262,7 @@ async def _search_together(
     elif movie_id is None:
         hits = (await db(functools.partial(search_all, query=query, vector=vector, lexical=found))).hits
     else:
-        hits, remembered = await db(functools.partial(_search_film, movie_id, query, vector, answer_key))
+        hits, remembered, _ = await db(functools.partial(_search_alone, movie_id, query, answer_key, vector))
     return hits, remembered, embed_ms
 
 
@@ -268,12 +271,6 @@ def _cached_or_lexical(query: str, answer_key: str | None) -> tuple[LexicalEvide
     cache's entry for the question."""
     found = cached_search(query=query) or lexical_evidence(query)
     return found, _cached_answer(answer_key)
-
-
-def _search_film(movie_id: int, query: str, vector: Any, answer_key: str | None) -> tuple[list[Hit], Any]:
-    """The film's sections for the question, and the answer cache's entry for the question."""
-    hits = search_movie(movie_id=movie_id, query=query, vector=vector).hits
-    return hits, _cached_answer(answer_key)
 
 
 def _cached_answer(answer_key: str | None) -> Any:
