@@ -6,7 +6,8 @@
 - Across films: a question there is usually about *which* film, so films are ranked first, each on the evidence of
   all its sections, then the answer gets the best sections of the top films. Two SQL statements gather the
   candidate films and their evidence; the first (LEXICAL_EVIDENCE_SQL) needs only the question's text, so it runs
-  while the question is embedded, the second (VECTOR_FILMS_SQL) has the vector:
+  while the question is embedded, the second (VECTOR_FILMS_SQL) has the vector (for a new question it is sent
+  behind the first in the same round trip, and takes the first's candidate films on the server):
   - lexical: BM25 over the question's lexemes (English stemming and stop words, as `search_vector`), OR, each
     weighted by its rarity; the postings of the rarer ones are read from `reports_posting`, an inverted list kept
     with `reports_lexeme` and `reports_corpus` by triggers (migration 0004); a word the corpus never uses is
@@ -187,22 +188,36 @@ WITH {TERMS_SQL},
 SELECT movie_id FROM title_films ORDER BY movie_id
 """  # noqa: S608 (constant SQL)
 
+# Where the lexical statement leaves its candidate films for a vector statement sent behind it before its rows are
+# read (`_lexical_then_vector`): a setting local to the transaction, the pipeline's implicit one.
+HANDED_FILMS = "flickora.lexical_films"
+
 # The cross-film search's first statement, which needs only the question's text, so it runs while the question is
 # embedded: BM25 of each film the lexical pass reaches, and whether the film is a candidate (among the first by BM25,
-# or named by the question).
+# or named by the question). The candidates are also left in HANDED_FILMS (a one-time filter: set before any row,
+# also when there is none).
 LEXICAL_EVIDENCE_SQL = f"""
 WITH {TERMS_SQL},
 {LEXICAL_CTES},
-{TITLE_CTE}
-SELECT movie_id, coalesce(l.lexical, 0),
-       t.movie_id IS NOT NULL OR movie_id IN (SELECT movie_id FROM lexical_films)
-FROM film_lexical l FULL JOIN title_films t USING (movie_id)
+{TITLE_CTE},
+evidence AS MATERIALIZED (
+    SELECT movie_id, coalesce(l.lexical, 0) AS lexical,
+           t.movie_id IS NOT NULL OR movie_id IN (SELECT movie_id FROM lexical_films) AS candidate
+    FROM film_lexical l FULL JOIN title_films t USING (movie_id)
+)
+SELECT movie_id, lexical, candidate
+FROM evidence
+WHERE (
+    SELECT set_config('{HANDED_FILMS}', coalesce(array_agg(movie_id) FILTER (WHERE candidate), '{{}}')::text, true)
+    FROM evidence
+) IS NOT NULL
 """  # noqa: S608 (constant SQL: built from the constants above)
 
 # The second, with the question's vector: the films of the nearest sections (HNSW) and the exact similarity of the
-# other candidates (%(films)s). A film found by the vector has its best section among the nearest (the HNSW list is
-# the nearest sections of all); a film found only by its words or its title gets its best section's. Each film
-# with how many of the nearest sections are its own (0 for the others).
+# other candidates (%(films)s, or when it is NULL those the lexical statement left in HANDED_FILMS). A film found by
+# the vector has its best section among the nearest (the HNSW list is the nearest sections of all); a film found only
+# by its words or its title gets its best section's. Each film with how many of the nearest sections are its own (0
+# for the others).
 VECTOR_FILMS_SQL = f"""
 WITH {ASKED_VECTOR_CTE},
 vector_hits AS MATERIALIZED ({_NEAREST.format(vector=_ASKED)}),
@@ -212,7 +227,10 @@ vector_films AS MATERIALIZED (
 other_films AS (
     SELECT s.movie_id, max(1 - (s.embedding <=> {_ASKED})) AS similarity
     FROM reports_moviesection s
-    WHERE s.movie_id = ANY(%(films)s::bigint[]) AND s.embedding IS NOT NULL
+    -- (The planner may read the setting when %(films)s is given too, and it is '' outside the lexical statement's
+    -- transaction, NULL in a session that never ran one.)
+    WHERE s.movie_id = ANY(coalesce(%(films)s::bigint[], nullif(current_setting('{HANDED_FILMS}', true), '')::bigint[]))
+      AND s.embedding IS NOT NULL
       AND s.movie_id NOT IN (SELECT movie_id FROM vector_films)
     GROUP BY s.movie_id
 )
@@ -339,9 +357,15 @@ def lexical_params(text: str) -> dict[str, Any]:
     return {"text": text, "postings": LEXICAL_POSTINGS, "common": LEXICAL_COMMON, "lexical_films": LEXICAL_FILMS}
 
 
-def vector_params(vector: np.ndarray | Sequence[float], films: Sequence[int] = ()) -> dict[str, Any]:
-    """The parameters of VECTOR_FILMS_SQL: the question's vector and the other candidate films."""
-    return {"vector": QuestionVector(vector), "candidates": VECTOR_CANDIDATES, "films": list(films)}
+def vector_params(vector: np.ndarray | Sequence[float], films: Sequence[int] | None = ()) -> dict[str, Any]:
+    """The parameters of VECTOR_FILMS_SQL: the question's vector and the other candidate films (None: those the
+    lexical statement left in HANDED_FILMS). The films go as an array's text, whose type is the same as NULL's
+    (psycopg sends lists of small and large numbers as different types): one prepared statement for all."""
+    return {
+        "vector": QuestionVector(vector),
+        "candidates": VECTOR_CANDIDATES,
+        "films": None if films is None else "{" + ",".join(str(int(film)) for film in films) + "}",
+    }
 
 
 # What the cross-film statements need until the end of the transaction; see `configure_cross_film_search`.
@@ -379,14 +403,18 @@ def run_prepared(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     return run_pipelined([(sql, params)])[-1]
 
 
+Statements = Sequence[tuple[str, dict[str, Any]]]
+
+
 def run_pipelined(
-    statements: Sequence[tuple[str, dict[str, Any]]], *, meanwhile: Callable[[], object] | None = None
+    statements: Statements, *, meanwhile: Callable[[], Statements | None] | None = None
 ) -> list[list[tuple[Any, ...]]]:
     """Run statements as `run_prepared` does, sent together (one round trip, not one each): the rows of each.
 
     `meanwhile` is called on this thread once the statements are sent, while the server runs them: in pipeline mode
     the server executes each statement as it arrives and holds its rows until the pipeline's end, when they are
-    read. It must not use the connection."""
+    read. It must not use the connection; the statements it returns are sent behind the others, in the same implicit
+    transaction, and their rows follow theirs."""
     connection.ensure_connection()
     raw = connection.connection
     raw.adapters.register_dumper(QuestionVector, _QuestionVectorTextDumper)
@@ -395,13 +423,18 @@ def run_pipelined(
         with psycopg.Cursor(raw) as cursor:
             cursor.execute(*statements[0], prepare=True)
             return [cursor.fetchall()]
-    cursors = [psycopg.Cursor(raw) for _ in statements]
+    cursors: list[psycopg.Cursor[Any]] = []
+
+    def send(more: Statements) -> None:
+        for sql, params in more:
+            cursors.append(psycopg.Cursor(raw))
+            cursors[-1].execute(sql, params, prepare=True)
+
     try:
         with raw.pipeline():
-            for cursor, (sql, params) in zip(cursors, statements, strict=True):
-                cursor.execute(sql, params, prepare=True)
+            send(statements)
             if meanwhile is not None:
-                meanwhile()
+                send(meanwhile() or ())
         return [cursor.fetchall() if cursor.description else [] for cursor in cursors]
     finally:
         for cursor in cursors:
@@ -480,15 +513,17 @@ def search_all(
         cached = cached_search(query=query, k=k, per_film=per_film, ef_search=ef_search, fusion=fusion)
         if cached is not None:
             return cached
+    # No transaction around the statements: the vector statement's settings last until the end of its round trip
+    # (see `_candidates`), and a BEGIN and a COMMIT would add two round trips to a new question's wait.
     if vector is None and lexical is None:
-        lexical, vector = lexical_evidence_while(query, lambda: embed_query(query))
+        lexical, vector, found = _lexical_then_vector(query, ef_search)
+        embedded = time.perf_counter()
     else:
         lexical = lexical or lexical_evidence(query)
         vector = embed_query(query) if vector is None else _resolved(vector)
-    embedded = time.perf_counter()
-    # No transaction around the two statements: the vector statement's settings last until the end of its round
-    # trip (see `_candidates`), and a BEGIN and a COMMIT would add two round trips to a new question's wait.
-    films = rank_films(_candidates(lexical, vector, ef_search), fusion)
+        embedded = time.perf_counter()
+        found = _candidates(lexical, vector, ef_search)
+    films = rank_films(found, fusion)
     # The sections of the first films only: at most one film per source.
     top = films[:k]
     by_film = {film.movie_id: film for film in top}
@@ -625,15 +660,52 @@ def lexical_evidence_while(query: str, work: Callable[[], T]) -> tuple[LexicalEv
     statement: no thread to hand it to and back, and the time of the shorter of the two is saved. `work` must not
     use the database connection."""
     done: list[T] = []
-    generation, rows = run_pipelined(
-        [(generations.GENERATION_SQL, {}), (LEXICAL_EVIDENCE_SQL, lexical_params(query))],
-        meanwhile=lambda: done.append(work()),
-    )
+    generation, rows = run_pipelined(_lexical_statements(query), meanwhile=lambda: done.append(work()))
+    return _evidence(generation, rows), done[0]
+
+
+def _lexical_statements(query: str) -> Statements:
+    # The corpus's generation first: a result is cached under the generation read before its statements.
+    return [(generations.GENERATION_SQL, {}), (LEXICAL_EVIDENCE_SQL, lexical_params(query))]
+
+
+def _evidence(generation: Sequence[tuple[Any, ...]], rows: Sequence[tuple[Any, ...]]) -> LexicalEvidence:
     scores = {row[0]: float(row[1]) for row in rows}
-    return LexicalEvidence(scores, [row[0] for row in rows if row[2]], generation[0][0] if generation else 0), done[0]
+    return LexicalEvidence(scores, [row[0] for row in rows if row[2]], generation[0][0] if generation else 0)
 
 
-def _candidates(lexical: LexicalEvidence, vector: np.ndarray, ef_search: int | None) -> list[Candidate]:
+def _lexical_then_vector(query: str, ef_search: int | None) -> tuple[LexicalEvidence, np.ndarray, list[Candidate]]:
+    """A new question's candidates in one round trip: the lexical statement sent, the question embedded on this
+    thread while the server runs it, then the vector statement sent behind it, which reads the candidate films the
+    lexical statement left on the server (HANDED_FILMS). The HNSW scan starts as soon as the vector is there, and
+    the lexical rows are read while it runs."""
+    vector: list[np.ndarray] = []
+
+    def embed_then_search() -> Statements:
+        vector.append(embed_query(query))
+        return _vector_statements(vector[0], None, ef_search or settings.HNSW_EF_SEARCH, "off")
+
+    generation, rows, _, first = run_pipelined(_lexical_statements(query), meanwhile=embed_then_search)
+    lexical = _evidence(generation, rows)
+    return lexical, vector[0], _candidates(lexical, vector[0], ef_search, first=first)
+
+
+def _vector_statements(
+    vector: np.ndarray, films: Sequence[int] | None, ef_search: int, iterative_scan: str
+) -> Statements:
+    return [
+        (CONFIGURE_SQL, _configuration(ef_search, iterative_scan)),
+        (VECTOR_FILMS_SQL, vector_params(vector, films)),
+    ]
+
+
+def _candidates(
+    lexical: LexicalEvidence,
+    vector: np.ndarray,
+    ef_search: int | None,
+    *,
+    first: Sequence[tuple[Any, ...]] | None = None,
+) -> list[Candidate]:
     """The vector statement, after the search's settings, sent together: one round trip, and one transaction.
     Outside a transaction (autocommit) the pipeline's single Sync makes the two an implicit one, so the settings
     (`set_config(..., true)`) hold for the vector statement and end with it; inside one, they last until its end.
@@ -641,12 +713,15 @@ def _candidates(lexical: LexicalEvidence, vector: np.ndarray, ef_search: int | N
     The HNSW scan stops at `ef_search` entries. When fewer than VECTOR_CANDIDATES of them are live sections (the
     others deleted since the last vacuum: a re-import, a rolled-back one), the statement runs again with pgvector's
     iterative scan, which goes on past them. It is not on from the start: keeping what it passes over for later
-    costs every scan about a tenth of its time (0.3 to 0.5 ms at 100,000 sections)."""
-    params = vector_params(vector, lexical.films)
+    costs every scan about a tenth of its time (0.3 to 0.5 ms at 100,000 sections).
+
+    `first`: the rows of the first try, when the caller ran it (`_lexical_then_vector`)."""
     ef_search = ef_search or settings.HNSW_EF_SEARCH
     for iterative_scan in ("off", ITERATIVE_SCAN):
-        configure = _configuration(ef_search, iterative_scan)
-        _, rows = run_pipelined([(CONFIGURE_SQL, configure), (VECTOR_FILMS_SQL, params)])
+        if first is not None and iterative_scan == "off":
+            rows = first
+        else:
+            rows = run_pipelined(_vector_statements(vector, lexical.films, ef_search, iterative_scan))[-1]
         # (Below VECTOR_CANDIDATES sections in all, as in the tests' sample, the second run finds what the first did.)
         if sum(nearest for _, _, nearest in rows) >= min(VECTOR_CANDIDATES, ef_search):
             break

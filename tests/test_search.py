@@ -24,6 +24,7 @@ from reports.search import (
     CONFIGURE_SQL,
     FILM_SQL,
     FUSION,
+    HANDED_FILMS,
     ITERATIVE_SCAN,
     LEXICAL_ONLY,
     VECTOR_CANDIDATES,
@@ -34,6 +35,8 @@ from reports.search import (
     QuestionVector,
     _candidates,
     _configuration,
+    _lexical_then_vector,
+    _vector_statements,
     cached_search,
     configure_cross_film_search,
     film_params,
@@ -143,12 +146,12 @@ def test_the_search_statements_are_planned_once_per_connection(sample_movies):
     search_movie(movie_id=sample_movies["Vertigo (film)"].pk, query="who directed it")
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT CASE WHEN statement LIKE '%%set_config%%' THEN 'configure' "
+            "SELECT CASE WHEN statement LIKE '%%hnsw.ef_search%%' THEN 'configure' "
             "WHEN statement LIKE 'SELECT generation%%' THEN 'generation' "
-            "WHEN statement LIKE '%%lexical_films%%' THEN 'lexical' "
             "WHEN statement LIKE '%%vector_hits%%' THEN 'vector' "
+            "WHEN statement LIKE '%%lexical_postings%%' THEN 'lexical' "
             "WHEN statement LIKE '%%film_sections%%' THEN 'sections' END AS kind, generic_plans, custom_plans "
-            "FROM pg_prepared_statements ORDER BY kind"
+            "FROM pg_prepared_statements ORDER BY kind, generic_plans"
         )
         # Across films the configuration, the corpus's generation, the lexical and the vector statements (twice
         # each; the configuration and the vector four times, since the sample has fewer sections than the vector
@@ -268,6 +271,14 @@ def test_the_vector_statements_settings_hold_for_its_round_trip_and_end_with_it(
     assert len(result.hits) == min(6, MovieSection.objects.exclude(embedding=None).count())
     assert run_prepared(SHOW_SETTINGS, {}) == before
     assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    # A new question's too, whose lexical statement leaves its candidates to the vector statement sent behind it:
+    # they are gone with the pipeline's transaction.
+    get_embedder().cache.clear()
+    result = search_all(query="a lighthouse keeper alone on a rock", k=6)
+    assert len(result.hits) == min(6, MovieSection.objects.exclude(embedding=None).count())
+    assert run_prepared(SHOW_SETTINGS, {}) == before
+    assert run_prepared(f"SELECT current_setting('{HANDED_FILMS}', true)", {}) == [("",)]
+    assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
 
 def test_a_scan_cut_short_by_deleted_sections_goes_on_past_them(populated):
@@ -365,8 +376,8 @@ def _runs() -> dict[str, int]:
     """How many times each retrieval statement has run on this connection."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT CASE WHEN statement LIKE '%%lexical_films%%' THEN 'lexical' "
-            "WHEN statement LIKE '%%vector_hits%%' THEN 'vector' ELSE 'other' END AS kind, "
+            "SELECT CASE WHEN statement LIKE '%%vector_hits%%' THEN 'vector' "
+            "WHEN statement LIKE '%%lexical_postings%%' THEN 'lexical' ELSE 'other' END AS kind, "
             "sum(generic_plans + custom_plans) FROM pg_prepared_statements GROUP BY kind"
         )
         return {kind: int(runs) for kind, runs in cursor.fetchall()}
@@ -426,6 +437,23 @@ def test_the_question_is_embedded_while_the_server_runs_the_lexical_statement(sa
     assert seen == [(True, "active")]
     assert evidence == lexical_evidence(question)
     assert evidence.films != []
+
+
+def test_a_new_questions_vector_statement_takes_the_lexical_candidates_on_the_server(sample_movies, populated):
+    """A new question's vector statement is sent behind the lexical one before its rows are read, and reads the
+    candidate films the lexical statement left in its transaction: the same candidates, with the same evidence, as
+    the two statements run one after the other with the films sent from here; among them films the vector alone does
+    not reach."""
+    question = "Which film has synthetic section number 1234?"  # a word of one synthetic section, far from the rest
+    get_embedder().cache.clear()
+    lexical, vector, found = _lexical_then_vector(question, None)
+    assert vector.tolist() == embed_query(question).tolist()
+    assert lexical == lexical_evidence(question)
+    by_vector = {row[0] for row in run_pipelined(_vector_statements(vector, [], 150, "off"))[-1]}
+    only_lexical = set(lexical.films) - by_vector
+    assert only_lexical
+    assert {c.movie_id for c in found} == by_vector | set(lexical.films)
+    assert found == _candidates(lexical, vector, None)
 
 
 def test_a_failed_embedding_beside_the_lexical_statement_leaves_the_connection_usable(sample_movies):
