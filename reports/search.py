@@ -516,8 +516,7 @@ def search_all(
     # No transaction around the statements: the vector statement's settings last until the end of its round trip
     # (see `_candidates`), and a BEGIN and a COMMIT would add two round trips to a new question's wait.
     if vector is None and lexical is None:
-        lexical, vector, found = _lexical_then_vector(query, ef_search)
-        embedded = time.perf_counter()
+        lexical, vector, found, embedded = _lexical_then_vector(query, ef_search)
     else:
         lexical = lexical or lexical_evidence(query)
         vector = embed_query(query) if vector is None else _resolved(vector)
@@ -674,20 +673,23 @@ def _evidence(generation: Sequence[tuple[Any, ...]], rows: Sequence[tuple[Any, .
     return LexicalEvidence(scores, [row[0] for row in rows if row[2]], generation[0][0] if generation else 0)
 
 
-def _lexical_then_vector(query: str, ef_search: int | None) -> tuple[LexicalEvidence, np.ndarray, list[Candidate]]:
+def _lexical_then_vector(
+    query: str, ef_search: int | None
+) -> tuple[LexicalEvidence, np.ndarray, list[Candidate], float]:
     """A new question's candidates in one round trip: the lexical statement sent, the question embedded on this
     thread while the server runs it, then the vector statement sent behind it, which reads the candidate films the
     lexical statement left on the server (HANDED_FILMS). The HNSW scan starts as soon as the vector is there, and
-    the lexical rows are read while it runs."""
-    vector: list[np.ndarray] = []
+    the lexical rows are read while it runs. Also when the vector was ready (`time.perf_counter()`)."""
+    embedded: list[tuple[np.ndarray, float]] = []
 
     def embed_then_search() -> Statements:
-        vector.append(embed_query(query))
-        return _vector_statements(vector[0], None, ef_search or settings.HNSW_EF_SEARCH, "off")
+        embedded.append((embed_query(query), time.perf_counter()))
+        return _vector_statements(embedded[0][0], None, ef_search or settings.HNSW_EF_SEARCH, "off")
 
     generation, rows, _, first = run_pipelined(_lexical_statements(query), meanwhile=embed_then_search)
     lexical = _evidence(generation, rows)
-    return lexical, vector[0], _candidates(lexical, vector[0], ef_search, first=first)
+    [(vector, ready)] = embedded
+    return lexical, vector, _candidates(lexical, vector, ef_search, first=first), ready
 
 
 def _vector_statements(

@@ -17,6 +17,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from reports import search
 from reports.embeddings import embed_query, embed_query_soon, get_embedder
 from reports.generations import GENERATION_SQL
 from reports.models import Movie, MovieSection
@@ -439,14 +440,32 @@ def test_the_question_is_embedded_while_the_server_runs_the_lexical_statement(sa
     assert evidence.films != []
 
 
-def test_a_new_questions_vector_statement_takes_the_lexical_candidates_on_the_server(sample_movies, populated):
+def test_a_new_questions_vector_statement_takes_the_lexical_candidates_on_the_server(
+    sample_movies, populated, monkeypatch
+):
     """A new question's vector statement is sent behind the lexical one before its rows are read, and reads the
     candidate films the lexical statement left in its transaction: the same candidates, with the same evidence, as
     the two statements run one after the other with the films sent from here; among them films the vector alone does
     not reach."""
     question = "Which film has synthetic section number 1234?"  # a word of one synthetic section, far from the rest
     get_embedder().cache.clear()
-    lexical, vector, found = _lexical_then_vector(question, None)
+    moments: list[tuple[str, float]] = []
+
+    def noted(name: str, function):
+        def run(*args, **kwargs):
+            result = function(*args, **kwargs)
+            moments.append((name, time.perf_counter()))
+            return result
+
+        return run
+
+    monkeypatch.setattr(search, "embed_query", noted("embedded", search.embed_query))
+    monkeypatch.setattr(search, "run_pipelined", noted("pipeline", search.run_pipelined))
+    lexical, vector, found, ready = _lexical_then_vector(question, None)
+    # When the vector was ready: after the embedding, before the round trip with the vector statement was over.
+    assert [name for name, _ in moments] == ["embedded", "pipeline"]
+    assert moments[0][1] <= ready <= moments[1][1]
+    monkeypatch.undo()
     assert vector.tolist() == embed_query(question).tolist()
     assert lexical == lexical_evidence(question)
     by_vector = {row[0] for row in run_pipelined(_vector_statements(vector, [], 150, "off"))[-1]}
