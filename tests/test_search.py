@@ -475,12 +475,18 @@ def test_a_new_questions_vector_statement_takes_the_lexical_candidates_on_the_se
     assert found == _candidates(lexical, vector, None)
 
 
-def test_a_failed_embedding_beside_the_lexical_statement_leaves_the_connection_usable(sample_movies):
+def test_a_failed_embedding_beside_the_lexical_statement_leaves_the_connection_usable(sample_movies, monkeypatch):
     def work() -> None:
         raise RuntimeError("model gone")
 
     with pytest.raises(RuntimeError, match="model gone"):
         lexical_evidence_while("a detective afraid of heights", work)
+    # A new question's search too, which would have sent the vector statement behind the lexical one.
+    get_embedder().cache.clear()
+    monkeypatch.setattr(search, "embed_query", lambda text: work())
+    with pytest.raises(RuntimeError, match="model gone"):
+        search_all(query="a detective afraid of heights in San Francisco")
+    monkeypatch.undo()
     result = search_all(query="a detective afraid of heights in San Francisco")
     assert result.hits[0].movie_title == "Vertigo"
 
