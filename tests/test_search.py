@@ -474,6 +474,14 @@ def test_a_new_questions_vector_statement_takes_the_lexical_candidates_on_the_se
     assert {c.movie_id for c in found} == by_vector | set(lexical.films)
     assert found == _candidates(lexical, vector, None)
 
+    # A question none of whose words any section has: no candidates to hand over, the vector's films alone.
+    lexical, vector, found, _ = _lexical_then_vector("zxqv wqpz", None)
+    assert lexical == LexicalEvidence({}, [], lexical.generation)
+    assert [c.movie_id for c in found] == [
+        row[0] for row in run_pipelined(_vector_statements(vector, [], 150, "off"))[-1]
+    ]
+    assert found == _candidates(lexical, vector, None)
+
 
 def test_a_failed_embedding_beside_the_lexical_statement_leaves_the_connection_usable(sample_movies, monkeypatch):
     def work() -> None:
