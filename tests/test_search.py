@@ -474,7 +474,8 @@ def test_a_new_questions_vector_statement_takes_the_lexical_candidates_on_the_se
     assert {c.movie_id for c in found} == by_vector | set(lexical.films)
     assert found == _candidates(lexical, vector, None)
 
-    # A question none of whose words any section has: no candidates to hand over, the vector's films alone.
+    # A question none of whose words any section has: the vector's films alone. (The candidates of the question
+    # before are still in this test's transaction: the lexical statement sets the empty list over them.)
     lexical, vector, found, _ = _lexical_then_vector("zxqv wqpz", None)
     assert lexical == LexicalEvidence({}, [], lexical.generation)
     assert [c.movie_id for c in found] == [
