@@ -275,7 +275,10 @@ def test_the_vector_statements_settings_hold_for_its_round_trip_and_end_with_it(
     # A new question's too, whose lexical statement leaves its candidates to the vector statement sent behind it:
     # they are gone with the pipeline's transaction.
     get_embedder().cache.clear()
+    search.result_cache.clear()
+    before_runs = _runs()
     result = search_all(query="a lighthouse keeper alone on a rock", k=6)
+    assert _runs()["lexical"] == before_runs.get("lexical", 0) + 1
     assert len(result.hits) == min(6, MovieSection.objects.exclude(embedding=None).count())
     assert run_prepared(SHOW_SETTINGS, {}) == before
     assert run_prepared(f"SELECT current_setting('{HANDED_FILMS}', true)", {}) == [("",)]
@@ -482,6 +485,31 @@ def test_a_new_questions_vector_statement_takes_the_lexical_candidates_on_the_se
         row[0] for row in run_pipelined(_vector_statements(vector, [], 150, "off"))[-1]
     ]
     assert found == _candidates(lexical, vector, None)
+
+
+def test_the_search_is_the_same_with_prepared_statements_off(sample_movies, populated):
+    """DB_PREPARED_STATEMENTS=0 (behind a pooler that cannot keep them) leaves psycopg's `prepare_threshold` unset:
+    the statements then run unprepared, a new question's two in one pipeline still, with the same results."""
+    question = "Which film has synthetic section number 1234?"
+    get_embedder().cache.clear()
+    search.result_cache.clear()
+    prepared = search_all(query=question)
+    runs_before = _runs()
+    raw = connection.connection
+    threshold, raw.prepare_threshold = raw.prepare_threshold, None
+    try:
+        get_embedder().cache.clear()
+        search.result_cache.clear()
+        unprepared = search_all(query=question)
+    finally:
+        raw.prepare_threshold = threshold
+    assert _runs() == runs_before  # no prepared statement ran
+    assert [(hit.section_id, hit.score) for hit in unprepared.hits] == [
+        (hit.section_id, hit.score) for hit in prepared.hits
+    ]
+    assert [(film.movie_id, film.score) for film in unprepared.films] == [
+        (film.movie_id, film.score) for film in prepared.films
+    ]
 
 
 def test_a_failed_embedding_beside_the_lexical_statement_leaves_the_connection_usable(sample_movies, monkeypatch):
