@@ -501,10 +501,10 @@ def search_all(
     """Films ranked on all their evidence, then the best `per_film` sections of the first film and the best one of
     each next film, `k` in all: the first films' best passages, one film per source after the first.
 
-    `vector`: the question's embedding, or a future of it; without it the question is embedded on this thread while
-    the server runs the lexical statement (`lexical_evidence_while`). Either way the lexical statement runs while the
-    vector is on its way. `lexical`: what `lexical_evidence` found for `query`, when the caller ran it (the chat runs
-    it while the question is embedded)."""
+    `vector`: the question's embedding, or a future of it; without it the question is embedded on this thread while the
+    server runs the lexical statement, and the vector statement follows in the same round trip (`_lexical_then_vector`).
+    Either way the lexical statement runs while the vector is on its way. `lexical`: what `lexical_evidence` found for
+    `query`, when the caller ran it (the chat runs it while the question is embedded)."""
     k = k or settings.RETRIEVAL_TOP_K
     per_film = per_film or settings.RETRIEVAL_PER_FILM
     started = time.perf_counter()
@@ -719,14 +719,12 @@ def _candidates(
 
     `first`: the rows of the first try, when the caller ran it (`_lexical_then_vector`)."""
     ef_search = ef_search or settings.HNSW_EF_SEARCH
-    for iterative_scan in ("off", ITERATIVE_SCAN):
-        if first is not None and iterative_scan == "off":
-            rows = first
-        else:
-            rows = run_pipelined(_vector_statements(vector, lexical.films, ef_search, iterative_scan))[-1]
-        # (Below VECTOR_CANDIDATES sections in all, as in the tests' sample, the second run finds what the first did.)
-        if sum(nearest for _, _, nearest in rows) >= min(VECTOR_CANDIDATES, ef_search):
-            break
+    rows = first
+    if rows is None:
+        rows = run_pipelined(_vector_statements(vector, lexical.films, ef_search, "off"))[-1]
+    # (Below VECTOR_CANDIDATES sections in all, as in the tests' sample, the second run finds what the first did.)
+    if sum(nearest for _, _, nearest in rows) < min(VECTOR_CANDIDATES, ef_search):
+        rows = run_pipelined(_vector_statements(vector, lexical.films, ef_search, ITERATIVE_SCAN))[-1]
     return [Candidate(film, float(similarity), lexical.scores.get(film, 0.0)) for film, similarity, _ in rows]
 
 
