@@ -359,7 +359,7 @@ def nearest(vector: np.ndarray, *, ef: int | None) -> tuple[float, list[tuple[in
         else:
             configure_cross_film_search(cursor, ef)
         ms, _ = timed(lambda: cursor.execute(VECTOR_SQL, params))
-        return ms, cursor.fetchall()
+        return ms, [(section_id, distance) for section_id, _, distance in cursor.fetchall()]
 
 
 def runtime_label(embedder: QueryEmbedder) -> str | None:
@@ -581,7 +581,8 @@ def _summary(corpus: dict[str, Any], default_ef: int, ef_values: Sequence[int]) 
         f"{corpus['per_film']['cold']['p50']:.2f} / cached {corpus['per_film']['cached']['p50']:.2f} ms; cross-film "
         f"new {corpus['cross_film_end_to_end']['cold']['p50']:.2f} / cached "
         f"{corpus['cross_film_end_to_end']['cached']['p50']:.2f} ms; HNSW ef {ef} "
-        f"{point['hybrid_ms']['p50']:.2f} ms recall@10 {point['recall_at_10']:.3f}; exact "
+        f"{point['hybrid_ms']['p50']:.2f} ms recall@10 {point['recall_at_10']:.3f} (its neighbours' distances "
+        f"{point['distance_ratio_at_10']:.4f}x the true ones'); exact "
         f"{corpus['exact']['hybrid_ms']['p50']:.1f} ms ({corpus['exact_over_hnsw']}x)\n"
         f"  recall@10 (questions/all) by ef_search: {recalls}"
     )

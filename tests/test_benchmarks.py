@@ -208,3 +208,29 @@ def test_the_writes_of_a_load_reach_the_disk_before_the_timing(db, monkeypatch):
         before = requested()
         assert settle(admin, wait=5.0) >= 0.0
         assert (requested(), synced) == (before + 1, [True])
+
+
+def test_the_recall_check_reads_each_neighbour_with_its_distance(sample_movies, populated):
+    """`nearest` gives (section id, cosine distance) rows, nearest first, as the exact scan and the HNSW index find
+    them: the recall and the distance ratio read the distance from them (until 2026-11-28 the ratio summed film ids)."""
+    from benchmarks.retrieval import nearest
+    from reports.models import MovieSection
+
+    stored = {s.id: np.asarray(s.embedding, dtype=np.float64) for s in MovieSection.objects.exclude(embedding=None)}
+    section = next(iter(sorted(stored)))
+    vector = stored[section].astype(np.float32)
+    exact_distances = {
+        section_id: 1.0 - float(embedding @ vector) / float(np.linalg.norm(embedding) * np.linalg.norm(vector))
+        for section_id, embedding in stored.items()
+    }
+    expected = sorted(exact_distances, key=lambda section_id: (exact_distances[section_id], section_id))[:10]
+    _, rows = nearest(vector, ef=None)
+    assert [section_id for section_id, _ in rows] == expected
+    # (pgvector computes in float32.)
+    assert [distance for _, distance in rows] == pytest.approx([exact_distances[i] for i in expected], abs=1e-5)
+    # Through the index (which may miss a neighbour): ten rows, each with its own distance, nearest first.
+    _, rows = nearest(vector, ef=150)
+    assert len(rows) == 10
+    assert [distance for _, distance in rows] == pytest.approx([exact_distances[i] for i, _ in rows], abs=1e-5)
+    assert [distance for _, distance in rows] == sorted(distance for _, distance in rows)
+    assert rows[0] == (section, pytest.approx(0.0, abs=1e-6))
