@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -44,7 +44,6 @@ from reports.generations import GenerationCache
 
 # A question's vector, or its future (being embedded elsewhere while the lexical statement runs).
 Vector = np.ndarray | Future[np.ndarray]
-T = TypeVar("T")
 
 # BM25's term-frequency saturation and length normalisation. k1 is Robertson's default. b is 0, no length
 # normalisation: with the Wikidata catalogue (16,904 films of a sentence or two each), the usual 0.75 let any word of
@@ -649,18 +648,10 @@ class LexicalEvidence:
 
 
 def lexical_evidence(query: str) -> LexicalEvidence:
-    """The cross-film search's lexical statement: it needs no vector, so it runs while the question is embedded.
-    The corpus's generation is read in the same round trip, before it."""
-    return lexical_evidence_while(query, lambda: None)[0]
-
-
-def lexical_evidence_while(query: str, work: Callable[[], T]) -> tuple[LexicalEvidence, T]:
-    """`lexical_evidence`, with `work` (the question's embedding) done on this thread while the server runs the
-    statement: no thread to hand it to and back, and the time of the shorter of the two is saved. `work` must not
-    use the database connection."""
-    done: list[T] = []
-    generation, rows = run_pipelined(_lexical_statements(query), meanwhile=lambda: done.append(work()))
-    return _evidence(generation, rows), done[0]
+    """The cross-film search's lexical statement: it needs no vector, so it runs while the question is embedded
+    (for a new question, on this thread: `_lexical_then_vector`). The corpus's generation is read in the same round
+    trip, before it."""
+    return _evidence(*run_pipelined(_lexical_statements(query)))
 
 
 def _lexical_statements(query: str) -> Statements:

@@ -36,13 +36,13 @@ from reports.search import (
     QuestionVector,
     _candidates,
     _configuration,
+    _lexical_statements,
     _lexical_then_vector,
     _vector_statements,
     cached_search,
     configure_cross_film_search,
     film_params,
     lexical_evidence,
-    lexical_evidence_while,
     run_pipelined,
     run_prepared,
     search_all,
@@ -416,15 +416,17 @@ def test_the_lexical_statement_runs_before_the_vector_is_needed(sample_movies):
     assert result.hits[0].movie_title == "Vertigo"
 
 
-def test_the_question_is_embedded_while_the_server_runs_the_lexical_statement(sample_movies):
-    """`lexical_evidence_while`: the statements are on the server before the work begins, their rows read after."""
+def test_the_question_is_embedded_while_the_server_runs_the_lexical_statement(sample_movies, monkeypatch):
+    """A new question's search (`_lexical_then_vector`): the lexical statements are on the server before the
+    embedding begins, their rows read after."""
     question = "a detective afraid of heights in San Francisco"
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         backend = cursor.fetchone()[0]
     seen = []
+    embed = search.embed_query
 
-    def work() -> str:
+    def work(text: str):
         with psycopg.connect(database_url_of_the_test_database(), autocommit=True) as observer:
             for _ in range(1000):  # until the server has begun the statement: sent before this work, it will
                 query, state = observer.execute(
@@ -434,10 +436,13 @@ def test_the_question_is_embedded_while_the_server_runs_the_lexical_statement(sa
                     break
                 time.sleep(0.005)
         seen.append(("terms AS MATERIALIZED" in query, state))
-        return "embedded"
+        return embed(text)
 
-    evidence, done = lexical_evidence_while(question, work)
-    assert done == "embedded"
+    get_embedder().cache.clear()
+    monkeypatch.setattr(search, "embed_query", work)
+    evidence, done, _, _ = _lexical_then_vector(question, None)
+    monkeypatch.undo()
+    assert done.tolist() == embed_query(question).tolist()
     assert seen == [(True, "active")]
     assert evidence == lexical_evidence(question)
     assert evidence.films != []
@@ -517,7 +522,7 @@ def test_a_failed_embedding_beside_the_lexical_statement_leaves_the_connection_u
         raise RuntimeError("model gone")
 
     with pytest.raises(RuntimeError, match="model gone"):
-        lexical_evidence_while("a detective afraid of heights", work)
+        run_pipelined(_lexical_statements("a detective afraid of heights"), meanwhile=work)
     # A new question's search too, which would have sent the vector statement behind the lexical one.
     get_embedder().cache.clear()
     monkeypatch.setattr(search, "embed_query", lambda text: work())
